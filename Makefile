@@ -1,0 +1,40 @@
+# tinyvmaf: `make run` (set up + run the pipeline on the demo corpus), `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+export MLFLOW_ALLOW_FILE_STORE ?= false
+
+.PHONY: setup run test lint params ui corpus clean-outputs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# The demo corpus is built only when data/ is absent; a real corpus comes from
+# `dvc pull` (a team remote) or your own files plus data/manifest.csv.
+data/manifest.csv: | $(STAMP)
+	tinyvmaf corpus demo data
+
+corpus: data/manifest.csv
+
+run: setup corpus
+	dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks train.py
+
+params: setup
+	tinyvmaf params
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -1,0 +1,143 @@
+"""The extract stage: manifest → ``features.parquet`` (one row per frame).
+
+Pairs run in parallel (one single-threaded libvmaf process each), behind a
+content-addressed cache (:mod:`tinyvmaf.cache`), so a rerun after adding a
+pair runs libvmaf once.  A failing pair does not discard the others: every
+pair that succeeded is cached before the stage reports the failures (all
+of them, each naming its pair) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .cache import PairCache, default_cache_dir, pair_key
+from .ffmpeg import FFmpegError, ffmpeg_info
+from .libvmaf import FEATURES, run_pair
+from .manifest import Pair, read_manifest
+from .media import MediaError
+
+log = logging.getLogger(__name__)
+
+
+class ExtractError(RuntimeError):
+    """One or more pairs failed; the message lists each with its reason."""
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    teachers: tuple[str, ...] = ("vmaf_v0.6.1",)
+    frame_policy: str = "error"
+    workers: int | None = None
+    ffmpeg: str | None = None
+    cache_dir: str | None = None
+
+    @classmethod
+    def from_mapping(cls, cfg) -> ExtractConfig:
+        return cls(
+            teachers=tuple(cfg.get("teachers", cls.teachers)),
+            frame_policy=cfg.get("frame_policy", cls.frame_policy),
+            workers=cfg.get("workers"),
+            ffmpeg=cfg.get("ffmpeg"),
+            cache_dir=cfg.get("cache_dir"),
+        )
+
+    def cache_params(self) -> dict:
+        """The params that change results (workers and paths do not)."""
+        return {"teachers": list(self.teachers), "frame_policy": self.frame_policy}
+
+
+@dataclass
+class ExtractStats:
+    extracted: int = 0
+    cached: int = 0
+
+
+def extract_pairs(
+    pairs: list[Pair], cfg: ExtractConfig, *, progress: bool = True
+) -> tuple[dict[str, list[dict[str, float]]], ExtractStats]:
+    """Per-frame rows for every pair, from the cache or from libvmaf."""
+    info = ffmpeg_info(cfg.ffmpeg)
+    cache = PairCache(default_cache_dir(cfg.cache_dir))
+    stats = ExtractStats()
+    results: dict[str, list[dict[str, float]]] = {}
+    todo: list[tuple[Pair, str]] = []
+    errors: dict[str, str] = {}
+    for p in pairs:
+        try:
+            key = pair_key(p.ref, p.dist, info.digest, cfg.cache_params())
+        except OSError as exc:
+            errors[p.key] = f"cannot read media: {exc}"
+            continue
+        hit = cache.get(key)
+        if hit is not None:
+            results[p.key] = hit
+            stats.cached += 1
+        else:
+            todo.append((p, key))
+
+    def work(item: tuple[Pair, str]) -> tuple[str, list[dict[str, float]]]:
+        p, key = item
+        res = run_pair(p.ref, p.dist, ffmpeg=info.path, teachers=cfg.teachers, frame_policy=cfg.frame_policy)
+        cache.journal(f"{p.key}\t{key}")
+        cache.put(key, res.frames, label=p.key)
+        return p.key, res.frames
+
+    workers = cfg.workers or os.cpu_count() or 1
+    if todo:
+        log.info("extracting %d pair(s) with %d worker(s); %d from cache", len(todo), workers, stats.cached)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(work, item): item[0] for item in todo}
+            bar = tqdm(total=len(todo), desc="libvmaf", unit="pair", disable=not progress)
+            for fut in as_completed(futures):
+                pair = futures[fut]
+                try:
+                    k, frames = fut.result()
+                    results[k] = frames
+                    stats.extracted += 1
+                except (MediaError, FFmpegError, ValueError, OSError) as exc:
+                    errors[pair.key] = str(exc)
+                bar.update(1)
+            bar.close()
+    if errors:
+        lines = "\n".join(f"  pair {k!r}: {msg}" for k, msg in sorted(errors.items()))
+        raise ExtractError(f"{len(errors)} of {len(pairs)} pair(s) failed (the other pairs are cached):\n{lines}")
+    return results, stats
+
+
+def frames_table(pairs: list[Pair], results: dict[str, list[dict[str, float]]], teachers) -> pd.DataFrame:
+    """Long table: ``key, content, frame``, canonical-6 features, one column per teacher."""
+    records = []
+    for p in pairs:
+        for i, row in enumerate(results[p.key]):
+            records.append({"key": p.key, "content": p.content, "frame": i, **row})
+    cols = ["key", "content", "frame", *FEATURES, *teachers]
+    df = pd.DataFrame.from_records(records, columns=cols)
+    df["frame"] = df["frame"].astype("int32")
+    return df
+
+
+def run_extract(manifest: Path, out: Path, cfg: ExtractConfig, *, progress: bool = True) -> ExtractStats:
+    """The stage: read the manifest, extract (cached), write the parquet atomically."""
+    pairs = read_manifest(manifest)
+    results, stats = extract_pairs(pairs, cfg, progress=progress)
+    df = frames_table(pairs, results, cfg.teachers)
+    with atomic_path(out) as tmp:
+        df.to_parquet(tmp, index=False)
+    log.info(
+        "wrote %s: %d frames from %d pairs (%d extracted, %d cached)",
+        out,
+        len(df),
+        len(pairs),
+        stats.extracted,
+        stats.cached,
+    )
+    return stats
