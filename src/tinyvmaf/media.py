@@ -41,7 +41,10 @@ class Video:
 
     @property
     def is_raw(self) -> bool:
-        return self.path.suffix.lower() in RAW_SUFFIXES or self.pix_fmt is not None and self.width is not None
+        # The suffix decides, not the declared geometry: a manifest row (or
+        # `features --width ...`) declares one geometry for both clips, and a
+        # container beside a raw reference must not be read as rawvideo.
+        return self.path.suffix.lower() in RAW_SUFFIXES
 
     def input_args(self) -> list[str]:
         """FFmpeg arguments that open this clip (demuxer options for raw YUV)."""
