@@ -12,6 +12,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     demo.add_argument("out", type=Path, help="output folder, e.g. data/")
     demo.add_argument("--frames", type=int, default=48)
     demo.add_argument("--source", action="append", help="only these sources (repeatable)")
+    demo.add_argument("--hrc", action="append", help="only these ladder rungs (repeatable)")
     demo.add_argument("--workers", type=int)
     demo.add_argument("--no-progress", action="store_true")
     nflx = sub.add_parser("import-nflx", help="manifest from a Netflix dataset file, parsed (never executed)")
@@ -26,7 +27,12 @@ def run(args: argparse.Namespace) -> int:
         from .corpus_demo import build_demo_corpus
 
         manifest = build_demo_corpus(
-            args.out, frames=args.frames, sources=args.source, workers=args.workers, progress=not args.no_progress
+            args.out,
+            frames=args.frames,
+            sources=args.source,
+            hrcs=args.hrc,
+            workers=args.workers,
+            progress=not args.no_progress,
         )
         print(f"demo corpus: {manifest}")
         return 0

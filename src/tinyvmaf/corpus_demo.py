@@ -187,14 +187,16 @@ def build_demo_corpus(
     *,
     frames: int = 48,
     sources: list[str] | None = None,
+    hrcs: list[str] | None = None,
     workers: int | None = None,
     ffmpeg: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Render references and the ladder into ``out_dir``; returns the manifest path.
 
-    Existing files are kept (they are deterministic), so an interrupted build
-    resumes where it stopped.
+    ``sources`` / ``hrcs`` pick a subset (small corpora for tests).  Existing
+    files are kept (they are deterministic), so an interrupted build resumes
+    where it stopped.
     """
     out = Path(out_dir)
     exe = resolve_ffmpeg(ffmpeg)
@@ -205,6 +207,11 @@ def build_demo_corpus(
             raise CorpusError(f"unknown demo source(s) {unknown}; known: {[s.name for s in chosen]}")
         chosen = [s for s in chosen if s.name in sources]
     ladder = demo_ladder()
+    if hrcs:
+        unknown = sorted(set(hrcs) - {h.name for h in ladder})
+        if unknown:
+            raise CorpusError(f"unknown HRC(s) {unknown}; known: {[h.name for h in ladder]}")
+        ladder = [h for h in ladder if h.name in hrcs]
     (out / "ref").mkdir(parents=True, exist_ok=True)
     (out / "dist").mkdir(parents=True, exist_ok=True)
 

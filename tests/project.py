@@ -1,0 +1,118 @@
+"""Throw-away copies of this project for end-to-end tests (DVC, experiments, remotes).
+
+A copy holds the working tree's files (tracked and not-ignored, so tests see
+uncommitted work too), its own git repository and DVC cache, a small demo
+corpus, and params composed from ``conf/`` with the test's overrides.  It
+never touches the real checkout, its cache or its ``mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+#: A small corpus: 3 contents (one per split at the default fractions), 3 rungs, 12 frames.
+SMALL_SOURCES = ("testsrc2", "mandelbrot", "coffee_pan")
+SMALL_HRCS = ("x264_crf18", "x264_crf38", "down144_x264_crf30")
+#: Training overrides that keep a full `dvc repro` to well under a minute.
+FAST_TRAIN = ("train.epochs=3",)
+
+
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for CLI calls: the venv first on PATH, no inherited MLflow/cache targets."""
+    out = dict(os.environ)
+    out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
+    for var in ("MLFLOW_TRACKING_URI", "DVC_CACHE_DIR"):
+        out.pop(var, None)
+    out.update(extra or {})
+    return out
+
+
+def run(cmd: list[str] | str, cwd: Path, extra_env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    """Run a command, fail with its output if it fails; returns stdout+stderr."""
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env(extra_env),
+        shell=isinstance(cmd, str),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed in {cwd} (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def _project_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    keep = []
+    for raw in listed:
+        name = raw.decode()
+        if name and name != "data.dvc" and (REPO / name).is_file():
+            keep.append(name)
+    return keep
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the working tree (without data.dvc: each copy tracks its own corpus) and ``git init`` it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in _project_files():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "tests@tinyvmaf"], dest)
+    run(["git", "config", "user.name", "tinyvmaf tests"], dest)
+    return dest
+
+
+def make_project(
+    dest: Path,
+    *,
+    sources: tuple[str, ...] = SMALL_SOURCES,
+    hrcs: tuple[str, ...] = SMALL_HRCS,
+    frames: int = 12,
+    overrides: tuple[str, ...] = FAST_TRAIN,
+    corpus_cache: Path | None = None,
+) -> Path:
+    """A committed project copy with a small demo corpus tracked by ``data.dvc``.
+
+    ``corpus_cache`` (a folder) keeps one rendered corpus across tests: it is
+    deterministic, so copying it is the same as rendering it again.
+    """
+    copy_project(dest)
+    data = dest / "data"
+    if corpus_cache is not None and (corpus_cache / "manifest.csv").is_file():
+        shutil.copytree(corpus_cache, data)
+    else:
+        cmd = ["tinyvmaf", "corpus", "demo", "data", "--frames", str(frames), "--no-progress"]
+        for s in sources:
+            cmd += ["--source", s]
+        for h in hrcs:
+            cmd += ["--hrc", h]
+        run(cmd, dest)
+        if corpus_cache is not None:
+            shutil.copytree(data, corpus_cache, dirs_exist_ok=True)
+    run(["tinyvmaf", "params", *overrides], dest)
+    run(["dvc", "add", "-q", "data"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "test project"], dest)
+    return dest
+
+
+def journal_lines(cache_dir: Path) -> list[str]:
+    """Real libvmaf runs recorded in a cache folder's journal."""
+    path = cache_dir / "journal.log"
+    return path.read_text().splitlines() if path.is_file() else []
