@@ -50,6 +50,8 @@ def _num(value: str | None, cast, where: str):
         raise ManifestError(f"{where}: {value!r} is not a number") from None
     if isinstance(out, float) and not math.isfinite(out):
         raise ManifestError(f"{where}: {value!r} is not finite")
+    if cast is int and out <= 0:
+        raise ManifestError(f"{where}: {value!r} must be a positive size")
     return out
 
 
@@ -64,17 +66,20 @@ def read_manifest(path: str | Path) -> list[Pair]:
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise ManifestError(f"{path}: missing column(s) {missing}; required: {list(REQUIRED)}")
+            raise ManifestError(
+                f"{path}:{reader.line_num} (header): missing column(s) {missing}; required: {list(REQUIRED)}"
+            )
         pairs: list[Pair] = []
         seen: dict[str, int] = {}
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # physical line: DictReader skips blank lines, quoted fields span lines
             where = f"{path}:{line}"
             for col in REQUIRED:
                 if not (row.get(col) or "").strip():
-                    raise ManifestError(f"{where}: empty {col!r}")
+                    raise ManifestError(f"{where} column {col!r}: empty")
             key = row["key"].strip()
             if key in seen:
-                raise ManifestError(f"{where}: duplicate key {key!r} (first on line {seen[key]})")
+                raise ManifestError(f"{where} column 'key': duplicate key {key!r} (first on line {seen[key]})")
             seen[key] = line
             w = _num(row.get("width"), int, f"{where} column 'width'")
             h = _num(row.get("height"), int, f"{where} column 'height'")
