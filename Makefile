@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export MLFLOW_ALLOW_FILE_STORE ?= false
 
-.PHONY: setup run test lint params ui corpus clean-outputs
+.PHONY: setup system-deps run test lint bench params ui corpus
 
 setup: $(STAMP)
 
@@ -27,11 +27,21 @@ corpus: data/manifest.csv
 run: setup corpus
 	dvc repro
 
-test: setup
+# Debian's chromium + chromedriver for the MLflow UI browser test (idempotent).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: setup system-deps
+	$(BIN)/ruff check src tests benchmarks train.py
 	$(BIN)/python -m pytest -q tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks train.py
+	$(BIN)/ruff format --check src tests benchmarks train.py
+
+# Speed targets, measured as ratios against a baseline run side by side.
+bench: setup
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 params: setup
 	tinyvmaf params
