@@ -1,0 +1,65 @@
+"""Train students with Hydra: ``python train.py`` (one arch) or ``python train.py -m`` (the arch sweep).
+
+    python train.py                                    # the default arch (conf/config.yaml)
+    python train.py arch=mlp_32x2 train.lr=0.01        # any override
+    python train.py -m                                 # all archs in hydra.sweeper.params
+    python train.py -m arch=mlp_32x2,mlp_64x3          # your own list
+    python train.py -m hydra/launcher=joblib           # the same sweep, jobs in parallel processes
+    python train.py +labels=path/to/labels.parquet     # another labels file (default ./labels.parquet)
+
+Each job is :func:`tinyvmaf.training.run_sweep` over one arch, the code the
+DVC ``train`` stage runs.  In a multirun the Hydra callback
+(:class:`tinyvmaf.mlflow_tracking.MlflowSweepCallback`) opens one MLflow parent
+run and every job logs a child run under it; without ``-m`` the job is a
+top-level run.  Checkpoints, the val scatter plot and the resolved config
+land in the job's Hydra output folder (and in MLflow).  The DVC pipeline
+does not use this script: it reads params.yaml so ``dvc exp run -S`` works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("train")
+
+
+@hydra.main(config_path="conf", config_name="config", version_base=None)
+def main(cfg: DictConfig) -> float:
+    """One job: train ``cfg.arch``; returns its val PLCC (what a Hydra optimisation sweeper maximises)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from tinyvmaf.mlflow_tracking import PARENT_ENV
+    from tinyvmaf.training import run_sweep
+
+    workdir = Path(HydraConfig.get().runtime.output_dir)
+    labels = Path(cfg.get("labels") or "labels.parquet")
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels}: no labels (run `dvc repro label`, or pass +labels=PATH)")
+    result = run_sweep(
+        cfg,
+        [cfg.arch],
+        labels,
+        workdir=workdir,
+        parent_run_id=os.environ.get(PARENT_ENV) or None,
+        create_parent=False,
+    )
+    best = result.winner
+    log.info(
+        "%s: val PLCC %.5f SROCC %.5f RMSE %.3f at epoch %d -> %s",
+        best.arch,
+        best.val["val_plcc"],
+        best.val["val_srocc"],
+        best.val["val_rmse"],
+        best.best_epoch,
+        best.ckpt_path,
+    )
+    return float(best.val["val_plcc"])
+
+
+if __name__ == "__main__":
+    main()
