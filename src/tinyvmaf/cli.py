@@ -61,8 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into exit codes
         if args.verbose:
             raise
-        print(f"tinyvmaf {name}: error: {exc}", file=sys.stderr)
+        print(f"tinyvmaf {name}: error: {_describe(exc)}", file=sys.stderr)
         return 1
+
+
+def _describe(exc: Exception) -> str:
+    """One line naming what failed; a missing input is named as such, whoever raised it."""
+    if isinstance(exc, FileNotFoundError):
+        if exc.filename:
+            return f"{exc.filename}: no such file (make it with the stage that writes it: `dvc repro`)"
+        if " " not in str(exc):  # some libraries raise FileNotFoundError(path)
+            return f"{exc}: no such file (make it with the stage that writes it: `dvc repro`)"
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]  # str(KeyError) would wrap the message in quotes
+    return str(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover
