@@ -186,6 +186,14 @@ def test_train_stage_writes_ckpt_metrics_and_plots(
     assert list(curve.columns) == ["epoch", "val_plcc", "val_srocc", "val_rmse", "val_loss", "train_loss"]
     assert curve["epoch"].tolist() == [0, 1]
 
+    # Same data and params: the metrics file and the checkpoint's weights come out byte-for-byte the same.
+    first_metrics = Path("metrics/train.json").read_bytes()
+    first_state = torch.load("models/best.ckpt", weights_only=False)["state_dict"]
+    assert cli_main(args) == 0
+    assert Path("metrics/train.json").read_bytes() == first_metrics
+    again = torch.load("models/best.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(first_state[k], again[k]) for k in first_state)
+
 
 def _sweep(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(

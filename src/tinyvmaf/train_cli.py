@@ -48,12 +48,15 @@ def resolve_archs(params: Mapping, conf_dir: str | Path = CONF_DIR) -> list[Dict
 
 
 def train_metrics(sweep: Any) -> dict[str, Any]:
-    """``metrics/train.json``: the winner's val numbers at the top (for `dvc metrics diff`), then every arch."""
+    """``metrics/train.json``: the winner's val numbers at the top (for `dvc metrics diff`), then every arch.
+
+    Wall times stay out (they are logged and sent to MLflow): same data and
+    params must give the same metrics file on any machine.
+    """
     w = sweep.winner
     return {
         "winner": w.arch,
         **{k: round(v, 6) for k, v in w.val.items()},
-        "sweep_seconds": round(sweep.seconds, 2),
         "archs": {r.arch: r.summary() for r in sweep.results},
     }
 

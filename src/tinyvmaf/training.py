@@ -65,7 +65,6 @@ class ArchResult:
             "best_epoch": self.best_epoch,
             "epochs": self.epochs,
             **{k: round(v, 6) for k, v in self.val.items()},
-            "seconds": round(self.seconds, 2),
         }
 
 
