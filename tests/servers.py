@@ -1,0 +1,365 @@
+"""Servers, clusters and a shared small pipeline for the team-workflow tests (a pytest plugin).
+
+Test modules load it with ``pytest_plugins = ["servers"]``, so its
+session-scoped fixtures are built once per run, whichever module asks first:
+
+* ``pipeline`` — project copy "A" (the working tree, a small demo corpus,
+  fast training, loosened gate thresholds) after a full, timed ``dvc repro``.
+  Its ``labels.parquet`` feeds the MLflow and scale-out tests too.
+* ``ray_cluster`` — a Ray head on 127.0.0.1 (all its ports chosen free),
+  stopped after the session.
+
+and context managers for servers that a test starts and stops itself
+(:func:`mlflow_server`, :func:`moto_s3`).  Every server binds 127.0.0.1,
+waits for readiness with a deadline, runs in its own process group and is
+stopped by that group (never by a process name), and leaves its log in the
+test's temporary folder; a server that dies or never answers fails the test
+with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from project import SMALL_HRCS, SMALL_SOURCES, copy_project, env, journal_lines, run
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+#: Config overrides (``conf/config.yaml``) for the copies: a few epochs, and a gate that a
+#: 3-content corpus can pass (these tests are about caching and tracking, not accuracy).
+FAST_CONF: dict[str, object] = {
+    "train.epochs": 3,
+    "gate.fidelity.plcc_min": 0.0,
+    "gate.fidelity.srocc_min": -1.0,
+    "gate.fidelity.rmse_max": 100.0,
+    "gate.fidelity.max_abs_max": 100.0,
+}
+
+#: Timings (label → seconds) printed at the end of the session.
+TIMINGS: dict[str, float] = {}
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: Path, n: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+@dataclass
+class Service:
+    """A server process in its own session; :meth:`stop` ends the whole process group."""
+
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, name: str, cmd: list[str], *, cwd: Path, log: Path, extra_env: dict[str, str] | None = None):
+        fh = log.open("ab")
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env(extra_env), stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        fh.close()
+        return cls(name, proc, log)
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{log_tail(self.log)}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the process group, SIGKILL after ``grace`` seconds (only our own group)."""
+        pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None and not _group_alive(pgid):
+                    return
+                time.sleep(0.2)
+        self.proc.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_until(check, *, timeout: float, what: str, service: Service | None = None, interval: float = 0.3):
+    """Poll ``check()`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if service is not None:
+            service.check_alive()
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        time.sleep(interval)
+    tail = log_tail(service.log) if service is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})\n{tail}")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return 200 <= resp.status < 300
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    backend_uri: str,
+    workdir: Path,
+    *,
+    artifacts: Path | None = None,
+    ui: bool = False,
+    timeout: float = 120.0,
+) -> Iterator[str]:
+    """``mlflow server`` (or ``mlflow ui``, as ``make ui`` runs it) on 127.0.0.1; yields its URL.
+
+    With ``artifacts`` the server proxies artifact uploads and downloads
+    (``--serve-artifacts``), so clients need no access to the store.
+    """
+    port = free_port()
+    cmd = [str(BIN / "mlflow"), "ui" if ui else "server", "--backend-store-uri", backend_uri]
+    cmd += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    if artifacts is not None:
+        cmd += ["--artifacts-destination", artifacts.as_uri(), "--serve-artifacts"]
+    svc = Service.start("mlflow ui" if ui else "mlflow server", cmd, cwd=workdir, log=workdir / f"mlflow-{port}.log")
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{url}/health"), timeout=timeout, what=f"{svc.name} at {url}", service=svc)
+        yield url
+    finally:
+        svc.stop()
+
+
+# --------------------------------------------------------------------------- S3 (moto)
+
+#: Fake credentials for moto, fresh each session (so a leak check cannot match this source file);
+#: they go to ``.dvc/config.local`` or the environment, never to a tracked file.
+S3_KEY_ID = f"AKIATEST{uuid.uuid4().hex[:12].upper()}"
+S3_SECRET = f"moto-secret-{uuid.uuid4().hex}"
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+
+
+@contextlib.contextmanager
+def moto_s3(bucket: str = "tinyvmaf-remote") -> Iterator[S3]:
+    """moto's S3 server in a thread on 127.0.0.1 with one bucket; stopped on exit."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    endpoint = f"http://{HOST}:{port}"
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+        wait_until(lambda: client.list_buckets() is not None, timeout=30, what=f"moto S3 at {endpoint}")
+        client.create_bucket(Bucket=bucket)
+        yield S3(endpoint, bucket)
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+@dataclass
+class RayCluster:
+    address: str  # HOST:PORT of the GCS, what `ray.init(address=...)` and RAY_ADDRESS take
+    workdir: Path  # the head's working directory: Ray workers start there
+    env: dict[str, str]  # what a driver on this machine needs in its environment
+
+
+#: Environment for Ray on loopback: no usage stats, a loopback node IP, no 30 s drain on SIGTERM.
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+}
+
+
+@contextlib.contextmanager
+def ray_head(workdir: Path, *, num_cpus: int = 2, timeout: float = 120.0) -> Iterator[RayCluster]:
+    """``ray start --head --block`` on 127.0.0.1 with every port chosen free; the group is ended on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Ray's socket paths must stay short (AF_UNIX limit): a temp dir under /tmp, not pytest's.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayh-", dir="/tmp"))
+    port = free_port()
+    worker_lo = free_port()
+    cmd = [
+        str(BIN / "ray"), "start", "--head", "--block",
+        "--node-ip-address", HOST, "--port", str(port),
+        "--num-cpus", str(num_cpus), "--object-store-memory", str(100 * 1024 * 1024),
+        "--include-dashboard=false", "--disable-usage-stats",
+        "--temp-dir", str(temp_dir),
+        "--ray-client-server-port", str(free_port()),
+        "--node-manager-port", str(free_port()),
+        "--object-manager-port", str(free_port()),
+        "--dashboard-agent-listen-port", str(free_port()),
+        "--dashboard-agent-grpc-port", str(free_port()),
+        "--runtime-env-agent-port", str(free_port()),
+        "--metrics-export-port", str(free_port()),
+        "--min-worker-port", str(worker_lo), "--max-worker-port", str(worker_lo + 40),
+    ]  # fmt: skip
+    svc = Service.start("ray head", cmd, cwd=workdir, log=workdir / "ray-head.log", extra_env=RAY_ENV)
+    address = f"{HOST}:{port}"
+    try:
+        wait_until(
+            lambda: "Ray runtime started" in svc.log.read_text(errors="replace"),
+            timeout=timeout,
+            what=f"the Ray head at {address}",
+            service=svc,
+        )
+        yield RayCluster(address, workdir, {**RAY_ENV, "RAY_ADDRESS": address})
+    finally:
+        svc.stop(grace=15)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- project copies
+
+
+def tune_conf(project: Path, overrides: dict[str, object]) -> None:
+    """Edit ``conf/config.yaml`` itself (so ``dvc exp run`` composes the same values) and recompose params.yaml."""
+    path = project / "conf" / "config.yaml"
+    cfg = OmegaConf.load(path)
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    path.write_text(OmegaConf.to_yaml(cfg))
+    run(["tinyvmaf", "params"], project)
+
+
+def render_corpus(dest: Path, *, sources=SMALL_SOURCES, hrcs=SMALL_HRCS, frames: int = 12) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["tinyvmaf", "corpus", "demo", str(dest), "--frames", str(frames), "--no-progress"]
+    for s in sources:
+        cmd += ["--source", s]
+    for h in hrcs:
+        cmd += ["--hrc", h]
+    run(cmd, dest.parent)
+    return dest
+
+
+#: The branch of a team project before its pipeline ran (code and data.dvc, no dvc.lock).
+BASE_BRANCH = "base"
+
+
+def make_team_project(dest: Path, corpus: Path, conf: dict[str, object] | None = None) -> Path:
+    """A committed project copy with ``corpus`` as its ``data/`` (tracked by data.dvc), no dvc.lock."""
+    copy_project(dest)
+    # The checkout's dvc.lock describes its own corpus; this copy's pipeline has not run yet.
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    shutil.copytree(corpus, dest / "data")
+    tune_conf(dest, {**FAST_CONF, **(conf or {})})
+    run(["dvc", "add", "-q", "data"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "team test project"], dest)
+    run(["git", "branch", BASE_BRANCH], dest)
+    return dest
+
+
+@dataclass
+class Pipeline:
+    """Project copy A after a full ``dvc repro``, its results (dvc.lock, git-tracked outs) committed on main.
+
+    Branch :data:`BASE_BRANCH` is the commit before: same code and data, no dvc.lock.
+    """
+
+    path: Path
+    cache_dir: Path  # its TINYVMAF_CACHE_DIR
+    corpus: Path
+    repro_seconds: float
+    repro_output: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> Path:
+        return self.path / "labels.parquet"
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small demo corpus (3 contents x 3 rungs x 12 frames), rendered once."""
+    return render_corpus(tmp_path_factory.mktemp("corpus") / "data")
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pipeline:
+    root = tmp_path_factory.mktemp("team")
+    proj = make_team_project(root / "A", small_corpus)
+    cache = root / "A-extract-cache"
+    extra = {"TINYVMAF_CACHE_DIR": str(cache)}
+    t0 = time.perf_counter()
+    out = run(["dvc", "repro"], proj, extra, timeout=900)
+    seconds = time.perf_counter() - t0
+    TIMINGS["A: dvc repro (full pipeline, empty caches)"] = seconds
+    for stage in ("extract", "label", "train", "export", "gate"):
+        assert f"Running stage '{stage}'" in out, out
+    assert journal_lines(cache), "A extracted nothing"
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-q", "-m", "pipeline results"], proj)
+    return Pipeline(proj, cache, small_corpus, seconds, out, extra)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    with ray_head(tmp_path_factory.mktemp("ray-work")) as cluster:
+        yield cluster
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("team workflow timings")
+        for label, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{seconds:8.1f} s  {label}")

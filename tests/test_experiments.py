@@ -1,0 +1,107 @@
+"""DVC experiments on this project: ``dvc exp run -S``, a queued arch sweep, ``dvc exp show``.
+
+The experiments run in a clone of the shared small pipeline (``servers.pipeline``)
+that uses A's DVC cache as a shared cache directory (``dvc cache dir``), the
+set-up a team on one machine or one NFS mount would use, so its outputs are
+checked out, not recomputed.  DVC composes ``params.yaml`` from ``conf/`` with
+the ``-S`` overrides (``hydra.enabled``); the tests read the overrides back from
+the metrics the stages wrote, so an override that never reached the model fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from project import journal_lines, run
+
+if TYPE_CHECKING:
+    from servers import Pipeline
+
+pytest_plugins = ["servers"]
+pytestmark = pytest.mark.slow
+
+
+def experiments(repo: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``dvc exp show --json``: each experiment by name, as ``{"params": ..., "metrics": {file: data}}``."""
+    rows = json.loads(run(["dvc", "exp", "show", "--json"], repo, env))
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for exp in row.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev["data"]
+                out[rev["name"]] = {
+                    "params": data["params"]["params.yaml"]["data"],
+                    "metrics": {f: m.get("data") for f, m in (data.get("metrics") or {}).items()},
+                }
+    return out
+
+
+@pytest.fixture(scope="module")
+def exp_repo(tmp_path_factory: pytest.TempPathFactory, pipeline: Pipeline) -> tuple[Path, dict[str, str]]:
+    """A clone of A on A's DVC cache (shared), its outputs checked out, its own empty extraction cache."""
+    root = tmp_path_factory.mktemp("exp")
+    repo = root / "E"
+    env = {"TINYVMAF_CACHE_DIR": str(root / "extract-cache")}
+    run(["git", "clone", "-q", str(pipeline.path), str(repo)], root)
+    run(["dvc", "cache", "dir", "--local", str(pipeline.path / ".dvc" / "cache")], repo, env)
+    run(["dvc", "checkout"], repo, env)
+    assert "up to date" in run(["dvc", "status"], repo, env)
+    return repo, env
+
+
+def test_exp_run_with_a_train_param(exp_repo: tuple[Path, dict[str, str]]) -> None:
+    repo, env = exp_repo
+    base = json.loads((repo / "metrics" / "train.json").read_text())
+    base_epochs = {a: m["epochs"] for a, m in base["archs"].items()}
+    assert set(base_epochs.values()) == {3}
+
+    out = run(["dvc", "exp", "run", "-S", "train.epochs=1", "-n", "one-epoch"], repo, env)
+    # Only what depends on train params ran; the features were not extracted again.
+    assert "Stage 'extract' didn't change" in out and "Stage 'label' didn't change" in out, out
+    for stage in ("train", "export", "gate"):
+        assert f"Running stage '{stage}'" in out, out
+    assert journal_lines(Path(env["TINYVMAF_CACHE_DIR"])) == []
+
+    exp = experiments(repo, env)["one-epoch"]
+    assert exp["params"]["train"]["epochs"] == 1
+    train = exp["metrics"]["metrics/train.json"]
+    # The override reached every model: one epoch each, so epoch 0 is the best; the scores moved.
+    assert {a: m["epochs"] for a, m in train["archs"].items()} == dict.fromkeys(base_epochs, 1)
+    assert {m["best_epoch"] for m in train["archs"].values()} == {0}
+    for arch, m in train["archs"].items():
+        assert m["val_plcc"] != base["archs"][arch]["val_plcc"], arch
+    gate = exp["metrics"]["metrics/gate.json"]
+    assert gate is not None and gate["pass"] is True
+
+    # Back to the baseline for the next test (a queued run starts from the workspace).
+    run(["git", "checkout", "--", "."], repo, env)
+    run(["dvc", "checkout", "--force"], repo, env)
+
+
+def test_queued_arch_sweep_and_exp_show(exp_repo: tuple[Path, dict[str, str]]) -> None:
+    repo, env = exp_repo
+    before = set(experiments(repo, env))
+    out = run(["dvc", "exp", "run", "-S", "arch=mlp_32x2,mlp_64x2", "-S", "sweep=single", "--queue"], repo, env)
+    assert out.count("Queued experiment") == 2, out
+    run(["dvc", "exp", "run", "--run-all", "-j", "2"], repo, env, timeout=600)
+    status = run(["dvc", "queue", "status"], repo, env)
+    assert "Failed" not in status and "Queued" not in status, status
+
+    new = {name: e for name, e in experiments(repo, env).items() if name not in before}
+    by_arch = {e["params"]["arch"]["name"]: e for e in new.values()}
+    assert sorted(by_arch) == ["mlp_32x2", "mlp_64x2"], sorted(new)
+    for arch, e in by_arch.items():
+        assert e["params"]["sweep"]["archs"] == [arch]
+        train = e["metrics"]["metrics/train.json"]
+        assert train["winner"] == arch and list(train["archs"]) == [arch]
+        gate = e["metrics"]["metrics/gate.json"]
+        assert gate is not None and gate["pass"] is True, (arch, gate)
+    # Different models, different scores: each experiment trained its own arch.
+    assert (
+        by_arch["mlp_32x2"]["metrics"]["metrics/train.json"]["val_plcc"]
+        != (by_arch["mlp_64x2"]["metrics"]["metrics/train.json"]["val_plcc"])
+    )
+    assert journal_lines(Path(env["TINYVMAF_CACHE_DIR"])) == []
