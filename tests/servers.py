@@ -235,21 +235,30 @@ def ray_head(workdir: Path, *, num_cpus: int = 2, timeout: float = 120.0) -> Ite
     workdir.mkdir(parents=True, exist_ok=True)
     # Ray's socket paths must stay short (AF_UNIX limit): a temp dir under /tmp, not pytest's.
     temp_dir = Path(tempfile.mkdtemp(prefix="rayh-", dir="/tmp"))
-    port = free_port()
+    # Eight distinct single ports, and a worker-port range that contains none of them (a
+    # random range could otherwise swallow, e.g., the node manager's port and fail the start).
+    singles: list[int] = []
+    while len(singles) < 8:
+        candidate = free_port()
+        if candidate not in singles:
+            singles.append(candidate)
     worker_lo = free_port()
+    while any(worker_lo <= p <= worker_lo + 40 for p in singles):
+        worker_lo = free_port()
+    port, client_port, nm_port, om_port, agent_port, agent_grpc, rt_port, metrics_port = singles
     cmd = [
         str(BIN / "ray"), "start", "--head", "--block",
         "--node-ip-address", HOST, "--port", str(port),
         "--num-cpus", str(num_cpus), "--object-store-memory", str(100 * 1024 * 1024),
         "--include-dashboard=false", "--disable-usage-stats",
         "--temp-dir", str(temp_dir),
-        "--ray-client-server-port", str(free_port()),
-        "--node-manager-port", str(free_port()),
-        "--object-manager-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()),
-        "--dashboard-agent-grpc-port", str(free_port()),
-        "--runtime-env-agent-port", str(free_port()),
-        "--metrics-export-port", str(free_port()),
+        "--ray-client-server-port", str(client_port),
+        "--node-manager-port", str(nm_port),
+        "--object-manager-port", str(om_port),
+        "--dashboard-agent-listen-port", str(agent_port),
+        "--dashboard-agent-grpc-port", str(agent_grpc),
+        "--runtime-env-agent-port", str(rt_port),
+        "--metrics-export-port", str(metrics_port),
         "--min-worker-port", str(worker_lo), "--max-worker-port", str(worker_lo + 40),
     ]  # fmt: skip
     svc = Service.start("ray head", cmd, cwd=workdir, log=workdir / "ray-head.log", extra_env=RAY_ENV)

@@ -32,6 +32,7 @@ path on each node).  The cache need only be on the driver; point
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -42,12 +43,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .atomic import atomic_path
-from .cache import PairCache, default_cache_dir, pair_key
-from .extract import ExtractConfig, ExtractError, ExtractStats, frames_table
+from .extract import ExtractConfig, ExtractStats, lookup_cached, raise_failures, run_extract
 from .ffmpeg import ffmpeg_info
 from .libvmaf import run_pair
-from .manifest import Pair, read_manifest
+from .manifest import Pair
 from .media import Video
 
 log = logging.getLogger(__name__)
@@ -133,23 +132,10 @@ def extract_pairs_ray(
     """
     import ray
 
-    info = ffmpeg_info(cfg.ffmpeg)
-    cache = PairCache(default_cache_dir(cfg.cache_dir))
-    stats = ExtractStats()
-    results: dict[str, list[dict[str, float]]] = {}
-    errors: dict[str, str] = {}
+    found = lookup_cached(pairs, cfg)
+    info, cache, results, errors, stats = found.info, found.cache, found.results, found.errors, found.stats
     tasks: list[PairTask] = []
-    for p in pairs:
-        try:
-            key = pair_key(p.ref, p.dist, info.digest, cfg.cache_params())
-        except OSError as exc:
-            errors[p.key] = f"cannot read media: {exc}"
-            continue
-        hit = cache.get(key)
-        if hit is not None:
-            results[p.key] = hit
-            stats.cached += 1
-            continue
+    for p, key in found.todo:
         tasks.append(
             PairTask(
                 pair_key=p.key,
@@ -195,9 +181,7 @@ def extract_pairs_ray(
         finally:
             if connected:
                 ray.shutdown()
-    if errors:
-        lines = "\n".join(f"  pair {k!r}: {msg}" for k, msg in sorted(errors.items()))
-        raise ExtractError(f"{len(errors)} of {len(pairs)} pair(s) failed (the other pairs are cached):\n{lines}")
+    raise_failures(errors, len(pairs))
     return results, stats
 
 
@@ -211,17 +195,5 @@ def run_extract_ray(
     init_kwargs: dict[str, Any] | None = None,
 ) -> ExtractStats:
     """The extract stage on a Ray cluster: same inputs, same cache, same parquet as :func:`run_extract`."""
-    pairs = read_manifest(manifest)
-    results, stats = extract_pairs_ray(pairs, cfg, address=address, progress=progress, init_kwargs=init_kwargs)
-    df = frames_table(pairs, results, cfg.teachers)
-    with atomic_path(out) as tmp:
-        df.to_parquet(tmp, index=False)
-    log.info(
-        "wrote %s: %d frames from %d pairs (%d extracted on Ray, %d cached)",
-        out,
-        len(df),
-        len(pairs),
-        stats.extracted,
-        stats.cached,
-    )
-    return stats
+    engine = functools.partial(extract_pairs_ray, address=address, init_kwargs=init_kwargs)
+    return run_extract(manifest, out, cfg, progress=progress, extractor=engine)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .cache import PairCache, default_cache_dir, pair_key
-from .ffmpeg import FFmpegError, ffmpeg_info
+from .ffmpeg import FFmpegError, FFmpegInfo, ffmpeg_info
 from .libvmaf import FEATURES, run_pair
 from .manifest import Pair, read_manifest
 from .media import MediaError
@@ -61,28 +62,52 @@ class ExtractStats:
     cached: int = 0
 
 
-def extract_pairs(
-    pairs: list[Pair], cfg: ExtractConfig, *, progress: bool = True
-) -> tuple[dict[str, list[dict[str, float]]], ExtractStats]:
-    """Per-frame rows for every pair, from the cache or from libvmaf."""
+@dataclass
+class CacheLookup:
+    """Where a set of pairs stands before any libvmaf run: hits, misses (with their keys), unreadable pairs."""
+
+    info: FFmpegInfo
+    cache: PairCache
+    results: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    todo: list[tuple[Pair, str]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    stats: ExtractStats = field(default_factory=ExtractStats)
+
+
+def lookup_cached(pairs: list[Pair], cfg: ExtractConfig) -> CacheLookup:
+    """Key every pair and take the hits from the cache; every engine (threads, Ray) starts here."""
     info = ffmpeg_info(cfg.ffmpeg)
-    cache = PairCache(default_cache_dir(cfg.cache_dir))
-    stats = ExtractStats()
-    results: dict[str, list[dict[str, float]]] = {}
-    todo: list[tuple[Pair, str]] = []
-    errors: dict[str, str] = {}
+    found = CacheLookup(info=info, cache=PairCache(default_cache_dir(cfg.cache_dir)))
     for p in pairs:
         try:
             key = pair_key(p.ref, p.dist, info.digest, cfg.cache_params())
         except OSError as exc:
-            errors[p.key] = f"cannot read media: {exc}"
+            found.errors[p.key] = f"cannot read media: {exc}"
             continue
-        hit = cache.get(key)
+        hit = found.cache.get(key)
         if hit is not None:
-            results[p.key] = hit
-            stats.cached += 1
+            found.results[p.key] = hit
+            found.stats.cached += 1
         else:
-            todo.append((p, key))
+            found.todo.append((p, key))
+    return found
+
+
+def raise_failures(errors: dict[str, str], n_pairs: int) -> None:
+    """One error listing every failed pair by key (the successful ones are already cached)."""
+    if errors:
+        lines = "\n".join(f"  pair {k!r}: {msg}" for k, msg in sorted(errors.items()))
+        raise ExtractError(f"{len(errors)} of {n_pairs} pair(s) failed (the other pairs are cached):\n{lines}")
+
+
+def extract_pairs(
+    pairs: list[Pair], cfg: ExtractConfig, *, progress: bool = True
+) -> tuple[dict[str, list[dict[str, float]]], ExtractStats]:
+    """Per-frame rows for every pair, from the cache or from libvmaf (a pool of threads)."""
+    found = lookup_cached(pairs, cfg)
+    info, cache, results, todo, errors, stats = (
+        found.info, found.cache, found.results, found.todo, found.errors, found.stats,
+    )  # fmt: skip
 
     def work(item: tuple[Pair, str]) -> tuple[str, list[dict[str, float]]]:
         p, key = item
@@ -107,9 +132,7 @@ def extract_pairs(
                     errors[pair.key] = str(exc)
                 bar.update(1)
             bar.close()
-    if errors:
-        lines = "\n".join(f"  pair {k!r}: {msg}" for k, msg in sorted(errors.items()))
-        raise ExtractError(f"{len(errors)} of {len(pairs)} pair(s) failed (the other pairs are cached):\n{lines}")
+    raise_failures(errors, len(pairs))
     return results, stats
 
 
@@ -125,10 +148,15 @@ def frames_table(pairs: list[Pair], results: dict[str, list[dict[str, float]]], 
     return df
 
 
-def run_extract(manifest: Path, out: Path, cfg: ExtractConfig, *, progress: bool = True) -> ExtractStats:
-    """The stage: read the manifest, extract (cached), write the parquet atomically."""
+Extractor = Callable[..., tuple[dict[str, list[dict[str, float]]], ExtractStats]]
+
+
+def run_extract(
+    manifest: Path, out: Path, cfg: ExtractConfig, *, progress: bool = True, extractor: Extractor = extract_pairs
+) -> ExtractStats:
+    """The stage: read the manifest, extract (cached; ``extractor`` is the engine), write the parquet atomically."""
     pairs = read_manifest(manifest)
-    results, stats = extract_pairs(pairs, cfg, progress=progress)
+    results, stats = extractor(pairs, cfg, progress=progress)
     df = frames_table(pairs, results, cfg.teachers)
     with atomic_path(out) as tmp:
         df.to_parquet(tmp, index=False)
