@@ -22,11 +22,11 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .media import Video
+from .provenance import file_sha256
 
 ENV_VAR = "TINYVMAF_CACHE_DIR"
 #: Bump when the extraction graph or the row format changes: old entries stop matching.
 EXTRACTOR_VERSION = "1"
-_CHUNK = 1 << 20
 
 
 def default_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -41,11 +41,7 @@ def file_digest(path: Path) -> str:
     st = path.stat()
     memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if memo_key not in _digest_memo:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-        _digest_memo[memo_key] = h.hexdigest()
+        _digest_memo[memo_key] = file_sha256(path)
     return _digest_memo[memo_key]
 
 

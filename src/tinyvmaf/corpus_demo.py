@@ -182,6 +182,16 @@ def _make_distorted(ref: Path, hrc: Hrc, out: Path, ffmpeg: str) -> None:
         )
 
 
+def _pick(items: list, wanted: list[str] | None, what: str) -> list:
+    """The items named in ``wanted`` (all when ``None``), in their fixed order; an unknown name is an error."""
+    if not wanted:
+        return items
+    unknown = sorted(set(wanted) - {i.name for i in items})
+    if unknown:
+        raise CorpusError(f"unknown {what}(s) {unknown}; known: {[i.name for i in items]}")
+    return [i for i in items if i.name in wanted]
+
+
 def build_demo_corpus(
     out_dir: str | Path,
     *,
@@ -200,18 +210,8 @@ def build_demo_corpus(
     """
     out = Path(out_dir)
     exe = resolve_ffmpeg(ffmpeg)
-    chosen = demo_sources()
-    if sources:
-        unknown = sorted(set(sources) - {s.name for s in chosen})
-        if unknown:
-            raise CorpusError(f"unknown demo source(s) {unknown}; known: {[s.name for s in chosen]}")
-        chosen = [s for s in chosen if s.name in sources]
-    ladder = demo_ladder()
-    if hrcs:
-        unknown = sorted(set(hrcs) - {h.name for h in ladder})
-        if unknown:
-            raise CorpusError(f"unknown HRC(s) {unknown}; known: {[h.name for h in ladder]}")
-        ladder = [h for h in ladder if h.name in hrcs]
+    chosen = _pick(demo_sources(), sources, "demo source")
+    ladder = _pick(demo_ladder(), hrcs, "HRC")
     (out / "ref").mkdir(parents=True, exist_ok=True)
     (out / "dist").mkdir(parents=True, exist_ok=True)
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +33,8 @@ import numpy as np
 
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .libvmaf import FEATURES
+from .metrics import fidelity_metrics
+from .provenance import UNKNOWN, data_version, file_sha256, git_commit
 
 if TYPE_CHECKING:  # heavy imports stay out of module import (the CLI imports this lazily anyway)
     import onnx
@@ -64,7 +64,6 @@ REQUIRED_METADATA = (
     "heldout_metrics",
     "architecture",
 )
-UNKNOWN = "unknown"
 
 
 # --------------------------------------------------------------------------- graph
@@ -209,74 +208,7 @@ def run_session(session: onnxruntime.InferenceSession, features: np.ndarray) -> 
     return np.asarray(out, dtype=np.float32)
 
 
-def fidelity_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Frame-level agreement of a student with the teacher: PLCC, SROCC, RMSE, max |error|, n.
-
-    SROCC is the Pearson correlation of average ranks (scipy's definition),
-    computed with pandas/NumPy: importing scipy.stats costs seconds per run.
-    """
-    import pandas as pd
-
-    pred = np.asarray(pred, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    n = int(len(pred))
-    if n < 2:
-        raise ValueError(f"need at least 2 frames to compute correlations, got {n}")
-    err = pred - target
-
-    def pearson(a: np.ndarray, b: np.ndarray) -> float:
-        a, b = a - a.mean(), b - b.mean()
-        denom = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
-        return float(np.dot(a, b) / denom) if denom > 0 else float("nan")
-
-    ranks = [pd.Series(v).rank(method="average").to_numpy() for v in (pred, target)]
-    return {
-        "plcc": pearson(pred, target),
-        "srocc": pearson(*ranks),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "max_abs": float(np.max(np.abs(err))),
-        "n": n,
-    }
-
-
 # --------------------------------------------------------------------------- provenance
-
-
-def data_version(dvc_file: str | Path = "data.dvc") -> str:
-    """The md5 DVC recorded for the corpus (``outs[0].md5`` of ``data.dvc``), or ``unknown``."""
-    import yaml
-
-    path = Path(dvc_file)
-    if not path.is_file():
-        return UNKNOWN
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-        outs = doc.get("outs") or []
-        md5 = outs[0].get("md5") if outs else None
-    except (yaml.YAMLError, AttributeError, IndexError):
-        return UNKNOWN
-    return str(md5) if md5 else UNKNOWN
-
-
-def git_commit(cwd: str | Path = ".") -> str:
-    """``HEAD``'s sha, or ``unknown`` outside a git checkout.
-
-    Deliberately no ``-dirty`` suffix: ``dvc repro`` itself dirties the tree
-    (``dvc.lock``), which would make every pipeline export look dirty.
-    """
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return UNKNOWN
-    return proc.stdout.strip() or UNKNOWN
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def winner_val_metrics(train_metrics: str | Path) -> tuple[str, dict[str, float]]:

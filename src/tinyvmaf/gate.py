@@ -64,12 +64,13 @@ from .export import (
     INPUT_NAME,
     OUTPUT_NAME,
     REQUIRED_METADATA,
-    fidelity_metrics,
     ort_session,
     run_session,
     test_rows,
 )
 from .libvmaf import FEATURES
+from .metrics import fidelity_metrics
+from .provenance import file_sha256
 
 if TYPE_CHECKING:
     import onnx
@@ -585,10 +586,6 @@ class GoldenPair:
     loose: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def generate_project_media(folder: Path, ffmpeg: str | None = None) -> dict[str, dict[str, Any]]:
     """Write each recipe's ref/dist into ``folder``; returns per pair the Videos and file hashes."""
     from .ffmpeg import ffmpeg_info, run_ffmpeg
@@ -603,7 +600,7 @@ def generate_project_media(folder: Path, ffmpeg: str | None = None) -> dict[str,
         out[r.name] = {
             "ref": Video(ref, r.width, r.height, r.pix_fmt),
             "dist": Video(dist),
-            "sha256": {"ref": _sha256(ref), "dist": _sha256(dist)},
+            "sha256": {"ref": file_sha256(ref), "dist": file_sha256(dist)},
             "recipe": r,
         }
     return out

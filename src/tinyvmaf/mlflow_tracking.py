@@ -21,7 +21,6 @@ import atexit
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
+
+from .provenance import data_version, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -75,40 +76,8 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def git_commit(cwd: str | Path = ".") -> str:
-    """HEAD's sha with ``-dirty`` when the work tree has changes; ``unknown`` outside a git checkout."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
-
-
-def data_version(dvc_file: str | Path = "data.dvc") -> str:
-    """The md5 DVC recorded for the corpus in ``data.dvc`` (``unknown`` when the file is absent)."""
-    import yaml
-
-    path = Path(dvc_file)
-    if not path.is_file():
-        return "unknown"
-    doc = yaml.safe_load(path.read_text()) or {}
-    outs = doc.get("outs") or []
-    md5 = next((o.get("md5") for o in outs if isinstance(o, Mapping) and o.get("md5")), None)
-    return str(md5) if md5 else "unknown"
-
-
 def run_tags(cfg: Mapping | None = None) -> dict[str, str]:
-    commit = git_commit()
+    commit = git_commit(mark_dirty=True)
     return {
         "git_commit": commit,
         "mlflow.source.git.commit": commit.removesuffix("-dirty"),
