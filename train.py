@@ -5,15 +5,16 @@
     python train.py -m                                 # all archs in hydra.sweeper.params
     python train.py -m arch=mlp_32x2,mlp_64x3          # your own list
     python train.py -m hydra/launcher=joblib           # the same sweep, jobs in parallel processes
-    python train.py +labels=path/to/labels.parquet     # another labels file (default ./labels.parquet)
+    python train.py +labels=path/to/labels.parquet     # other inputs (default: paths.labels, paths.samples)
 
-Each job is :func:`tinyvmaf.training.run_sweep` over one arch, the code the
+Each job is :func:`tinyvmaf.train.loop.run_sweep` over one arch, the code the
 DVC ``train`` stage runs.  In a multirun the Hydra callback
-(:class:`tinyvmaf.mlflow_tracking.MlflowSweepCallback`) opens one MLflow parent
-run and every job logs a child run under it; without ``-m`` the job is a
-top-level run.  Checkpoints, the val scatter plot and the resolved config
-land in the job's Hydra output folder (and in MLflow).  The DVC pipeline
-does not use this script: it reads params.yaml so ``dvc exp run -S`` works.
+(:class:`tinyvmaf.train.tracking.MlflowSweepCallback`) opens one MLflow
+parent run and every job logs a child run under it; without ``-m`` the job
+is a top-level run.  Checkpoints, the val scatter plot and the resolved
+config land in the job's Hydra output folder (and in MLflow).  The DVC
+pipeline does not use this script: it reads params.yaml so ``dvc exp run -S``
+works.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 log = logging.getLogger("train")
 
@@ -33,28 +34,36 @@ def main(cfg: DictConfig) -> float:
     """One job: train ``cfg.arch``; returns its val PLCC (what a Hydra optimisation sweeper maximises)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from tinyvmaf.mlflow_tracking import PARENT_ENV
-    from tinyvmaf.training import run_sweep
+    from tinyvmaf.config.params import validate
+    from tinyvmaf.train.loop import run_sweep
+    from tinyvmaf.train.tracking import PARENT_ENV
 
+    with open_dict(cfg):  # +labels/+samples are run options, not part of the validated config
+        labels = Path(cfg.pop("labels", None) or cfg.paths.labels)
+        samples_opt = cfg.pop("samples", None)
+    samples = Path(samples_opt or cfg.paths.samples)
+    params = validate(cfg, source="conf/")
     workdir = Path(HydraConfig.get().runtime.output_dir)
-    labels = Path(cfg.get("labels") or "labels.parquet")
-    if not labels.is_file():
-        raise FileNotFoundError(f"{labels}: no labels (run `dvc repro label`, or pass +labels=PATH)")
+    for path in (labels, samples):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run `dvc repro sample`, or pass +labels=PATH +samples=PATH)")
     result = run_sweep(
-        cfg,
-        [cfg.arch],
+        params,
+        [params.arch],
         labels,
+        samples,
         workdir=workdir,
+        jobs=1,
         parent_run_id=os.environ.get(PARENT_ENV) or None,
         create_parent=False,
     )
     best = result.winner
     log.info(
-        "%s: val PLCC %.5f SROCC %.5f RMSE %.3f at epoch %d -> %s",
+        "%s: val RMSE %.4f PLCC %.6f SROCC %.6f at epoch %d -> %s",
         best.arch,
+        best.val["val_rmse"],
         best.val["val_plcc"],
         best.val["val_srocc"],
-        best.val["val_rmse"],
         best.best_epoch,
         best.ckpt_path,
     )

@@ -13,17 +13,22 @@ import importlib
 import logging
 import sys
 
-#: command → (module, one-line help)
+#: command → (module, one-line help), in pipeline order
 COMMANDS: dict[str, tuple[str, str]] = {
-    "corpus": ("tinyvmaf.corpus_cli", "build the demo corpus or import a Netflix-format dataset"),
-    "features": ("tinyvmaf.features_cli", "libvmaf features and teacher VMAF of one pair, as JSON"),
-    "extract": ("tinyvmaf.extract_cli", "DVC stage: manifest -> features.parquet"),
-    "label": ("tinyvmaf.label_cli", "DVC stage: features -> labels.parquet with splits"),
-    "train": ("tinyvmaf.train_cli", "DVC stage: train the arch sweep, keep the best on val PLCC"),
-    "export": ("tinyvmaf.export_cli", "DVC stage: best checkpoint -> ONNX opset 17"),
-    "gate": ("tinyvmaf.gate_cli", "DVC stage: golden, fidelity, parity and ops checks"),
-    "score": ("tinyvmaf.score_cli", "score a pair with a trained ONNX student beside the teacher"),
-    "params": ("tinyvmaf.config", "compose conf/ into params.yaml (or check it is in sync)"),
+    "corpus": ("tinyvmaf.corpus.cli", "build the demo corpus or import a Netflix-format dataset"),
+    "features": ("tinyvmaf.extract.features_cli", "libvmaf features and teacher VMAF of one pair"),
+    "extract": ("tinyvmaf.extract.cli", "DVC stage: manifest -> features.parquet"),
+    "golden": ("tinyvmaf.golden.cli", "DVC stage: the extractor against Netflix's golden values"),
+    "label": ("tinyvmaf.label.cli", "DVC stage: features -> labels.parquet with splits"),
+    "sample": ("tinyvmaf.sample.cli", "DVC stage: teacher-labelled feature vectors -> samples.parquet"),
+    "train": ("tinyvmaf.train.cli", "DVC stage: train the arch sweep, keep the winner"),
+    "export": ("tinyvmaf.export.cli", "DVC stage: best checkpoint -> ONNX opset 17, sidecar, registry, model card"),
+    "gate": ("tinyvmaf.gate.cli", "DVC stage: contract, ops, golden, fidelity and parity checks"),
+    "eval": ("tinyvmaf.evaluate.cli", "fidelity figures of any model; --loco: leave-one-content-out"),
+    "score": ("tinyvmaf.scoring.cli", "score a pair with ONNX students beside the teacher"),
+    "model": ("tinyvmaf.model.cli", "check, release or promote a tiny model (sidecar, registry, MLflow)"),
+    "queue": ("tinyvmaf.experiments.cli", "run the DVC experiment queue to completion, reliably"),
+    "params": ("tinyvmaf.config.cli", "compose conf/ into params.yaml (or check it is in sync)"),
 }
 
 
