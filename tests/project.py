@@ -8,8 +8,10 @@ never touches the real checkout, its cache or its ``mlflow.db``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ BIN = Path(sys.executable).parent
 SMALL_SOURCES = ("testsrc2", "mandelbrot", "coffee_pan")
 SMALL_HRCS = ("x264_crf18", "x264_crf38", "down144_x264_crf30")
 #: Training overrides that keep a full `dvc repro` to well under a minute.
-FAST_TRAIN = ("train.epochs=3",)
+FAST_TRAIN = ("train.epochs=3", "sample.count=20000", "sample.val_count=2000")
 
 
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -35,19 +37,43 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run(cmd: list[str] | str, cwd: Path, extra_env: dict[str, str] | None = None, timeout: int = 600) -> str:
-    """Run a command, fail with its output if it fails; returns stdout+stderr."""
-    proc = subprocess.run(
+    """Run a command in its own process group, bounded by ``timeout``; fail with its output if it fails.
+
+    On a timeout (or any interruption) the whole group is killed, not only the
+    child: ``dvc`` and ``tinyvmaf`` start processes of their own (queue workers,
+    training workers, FFmpeg) that must not outlive the test.  Returns stdout+stderr.
+    """
+    proc = subprocess.Popen(
         cmd,
         cwd=cwd,
         env=env(extra_env),
         shell=isinstance(cmd, str),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
     if proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed in {cwd} (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout + proc.stderr
+        raise AssertionError(f"{cmd} failed in {cwd} (exit {proc.returncode}):\n{out}\n{err}")
+    return out + err
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group of ``proc``, SIGKILL it after ``grace`` seconds, reap the child."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _project_files() -> list[str]:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+
 from project import SMALL_HRCS, SMALL_SOURCES, copy_project, env, journal_lines, run
 
 BIN = Path(sys.executable).parent
@@ -46,10 +47,17 @@ HOST = "127.0.0.1"
 #: 3-content corpus can pass (these tests are about caching and tracking, not accuracy).
 FAST_CONF: dict[str, object] = {
     "train.epochs": 3,
-    "gate.fidelity.plcc_min": 0.0,
-    "gate.fidelity.srocc_min": -1.0,
-    "gate.fidelity.rmse_max": 100.0,
-    "gate.fidelity.max_abs_max": 100.0,
+    "sample.count": 20000,
+    "sample.val_count": 2000,
+    "evaluate.dense.count": 5000,
+    "gate.parity.random_rows": 2000,
+    "gate.fidelity.dense.rmse_max": 100.0,
+    "gate.fidelity.dense.max_abs_max": 100.0,
+    "gate.fidelity.test.rmse_max": 100.0,
+    "gate.fidelity.test.max_abs_max": 100.0,
+    "gate.fidelity.test.plcc_min": -1.0,
+    "gate.fidelity.test.srocc_min": -1.0,
+    "gate.fidelity.golden.pooled_abs_max": 100.0,
 }
 
 #: Timings (label → seconds) printed at the end of the session.
@@ -336,6 +344,10 @@ class Pipeline:
     def labels(self) -> Path:
         return self.path / "labels.parquet"
 
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples.parquet"
+
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -353,7 +365,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pi
     out = run(["dvc", "repro"], proj, extra, timeout=900)
     seconds = time.perf_counter() - t0
     TIMINGS["A: dvc repro (full pipeline, empty caches)"] = seconds
-    for stage in ("extract", "label", "train", "export", "gate"):
+    for stage in ("extract", "golden", "label", "sample", "train", "export", "gate"):
         assert f"Running stage '{stage}'" in out, out
     assert journal_lines(cache), "A extracted nothing"
     run(["git", "add", "-A"], proj)

@@ -2,9 +2,9 @@
 
 The features are drawn per content (motion level, texture) and per HRC
 (a quality level), with per-frame jitter, in the ranges libvmaf reports;
-the labels come from ``vmaf-torch``'s ``vmaf_v0.6.1`` SVR in float64 (the
-same function libvmaf computes), so the student learns the real teacher
-surface, only on made-up inputs.  Small and fast: no media, no FFmpeg.
+the labels come from :mod:`tinyvmaf.teacher` (``vmaf_v0.6.1``'s SVR in
+float64, the function libvmaf computes), so the student learns the real
+teacher surface, only on made-up inputs.  Small and fast: no media, no FFmpeg.
 """
 
 from __future__ import annotations
@@ -14,19 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FEATURES = ("adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2")
-TEACHER = "vmaf_v0.6.1"
+from tinyvmaf.contract import FEATURES, TEACHER
 
 
 def teacher_scores(x: np.ndarray) -> np.ndarray:
-    """``vmaf_v0.6.1`` per frame for canonical-6 rows (vmaf-torch orders them adm2, motion2, vif0..3)."""
-    import torch
-    from vmaf_torch.svm_predict import SVMPredict
+    """``vmaf_v0.6.1`` per frame for canonical-6 rows."""
+    from tinyvmaf.teacher import load_teacher
 
-    svm = SVMPredict(clip_score=True).double()
-    order = [0, 5, 1, 2, 3, 4]
-    with torch.no_grad():
-        return svm(torch.as_tensor(x[:, order], dtype=torch.float64)).reshape(-1).numpy()
+    return load_teacher(TEACHER).predict(np.asarray(x, dtype=np.float64))
 
 
 def synthetic_features(n_contents: int = 6, n_hrcs: int = 4, n_frames: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -70,12 +65,14 @@ def synthetic_mos(features: pd.DataFrame, seed: int = 0) -> dict[str, float]:
 
 def write_labels(tmp: Path, *, n_contents: int = 6, n_hrcs: int = 4, n_frames: int = 12, mos: bool = False) -> Path:
     """Run the real label stage on a synthetic corpus; returns ``tmp/labels.parquet``."""
-    from tinyvmaf.label import LabelConfig, run_label
+    from tinyvmaf.label.stage import run_label
+
+    from conftest import config
 
     feats = synthetic_features(n_contents, n_hrcs, n_frames)
     feats_path = tmp / "features.parquet"
     feats.to_parquet(feats_path, index=False)
     manifest = write_manifest(feats, tmp / "data" / "manifest.csv", mos=synthetic_mos(feats) if mos else None)
     out = tmp / "labels.parquet"
-    run_label(feats_path, manifest, out, LabelConfig(val=0.2, test=0.2))
+    run_label(feats_path, manifest, out, config("label.split.val=0.2", "label.split.test=0.2").label)
     return out

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from project import journal_lines, make_project, run
 
 pytestmark = pytest.mark.slow

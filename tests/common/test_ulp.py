@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyvmaf.ulp import NAN_DISTANCE, max_ulp, ordered_int, ulp_distance
+from tinyvmaf.common.ulp import NAN_DISTANCE, max_ulp, ordered_int, ulp_distance
 
 F32 = np.float32
 

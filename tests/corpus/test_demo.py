@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tinyvmaf.corpus_demo import CorpusError, build_demo_corpus, demo_ladder, demo_sources
-from tinyvmaf.ffmpeg import resolve_ffmpeg
-from tinyvmaf.manifest import read_manifest
-from tinyvmaf.media import probe
+from tinyvmaf.corpus.demo import CorpusError, build_demo_corpus, demo_ladder, demo_sources
+from tinyvmaf.corpus.manifest import read_manifest
+from tinyvmaf.media.ffmpeg import resolve_ffmpeg
+from tinyvmaf.media.video import probe
 
 
 def _digests(root: Path) -> dict[str, str]:

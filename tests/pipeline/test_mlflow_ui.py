@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
 from project import REPO, run
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def test_ui_shows_sweep_runs_and_val_plcc(sweep_db: Path, browser, tmp_path: Pat
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
     from servers import mlflow_server
 
     client = MlflowClient(tracking_uri=f"sqlite:///{sweep_db}")

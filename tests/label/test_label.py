@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synth import TEACHER, synthetic_features, write_manifest
 
 from tinyvmaf.cli import main as cli_main
-from tinyvmaf.label import (
-    LabelConfig,
+from tinyvmaf.config import ConfigError, compose_text
+from tinyvmaf.config.schema import LabelConfig as _LabelConfig
+from tinyvmaf.label.stage import (
     LabelError,
     assign_splits,
     make_labels,
@@ -21,6 +21,19 @@ from tinyvmaf.label import (
     split_counts,
     subjective_table,
 )
+
+from conftest import config
+from kit import REPO
+from synth import TEACHER, synthetic_features, write_manifest
+
+
+def LabelConfig(
+    *, teacher: str = TEACHER, salt: str = "tinyvmaf-v1", val: float = 0.1, test: float = 0.1
+) -> _LabelConfig:  # noqa: N802
+    """The label section of the project config with these values (validated as params.yaml would be)."""
+    return config(
+        f"label.teacher={teacher}", f"label.split.salt={salt}", f"label.split.val={val}", f"label.split.test={test}"
+    ).label
 
 
 def _contents(n: int) -> list[str]:
@@ -49,17 +62,17 @@ def test_every_content_lands_in_exactly_one_split(features: pd.DataFrame, tmp_pa
 
 def test_split_is_deterministic_and_salted() -> None:
     contents = _contents(40)
-    cfg = LabelConfig(val=0.1, test=0.1, salt="a")
+    cfg = LabelConfig(val=0.1, test=0.1, salt="a").split
     first = assign_splits(contents, cfg)
-    again = assign_splits(list(reversed(contents)) * 2, LabelConfig(val=0.1, test=0.1, salt="a"))
+    again = assign_splits(list(reversed(contents)) * 2, LabelConfig(val=0.1, test=0.1, salt="a").split)
     assert first == again  # independent of order and repetition (rows arrive per frame)
-    other = assign_splits(contents, LabelConfig(val=0.1, test=0.1, salt="b"))
+    other = assign_splits(contents, LabelConfig(val=0.1, test=0.1, salt="b").split)
     assert other != first  # the salt redraws the split
 
 
 def test_split_is_pinned_across_machines() -> None:
     """A literal expectation (sha256, no RNG): changing the scheme must be deliberate, it reshuffles every corpus."""
-    out = assign_splits(list("abcdefghij"), LabelConfig(val=0.2, test=0.2, salt="tinyvmaf-v1"))
+    out = assign_splits(list("abcdefghij"), LabelConfig(val=0.2, test=0.2, salt="tinyvmaf-v1").split)
     assert sorted(c for c, s in out.items() if s == "test") == ["c", "f"]
     assert sorted(c for c, s in out.items() if s == "val") == ["e", "j"]
 
@@ -76,21 +89,21 @@ def test_split_is_pinned_across_machines() -> None:
 )
 def test_split_fractions(n: int, val: float, test: float, expected: tuple[int, int, int]) -> None:
     assert split_counts(n, val, test) == expected
-    out = assign_splits(_contents(n), LabelConfig(val=val, test=test))
+    out = assign_splits(_contents(n), LabelConfig(val=val, test=test).split)
     got = tuple(sum(1 for s in out.values() if s == name) for name in ("train", "val", "test"))
     assert got == expected
 
 
 def test_fewer_than_three_contents_is_an_error() -> None:
     with pytest.raises(LabelError, match="at least 3"):
-        assign_splits(["only", "two"], LabelConfig())
+        assign_splits(["only", "two"], LabelConfig().split)
     with pytest.raises(LabelError, match="no content for train"):
-        assign_splits(_contents(4), LabelConfig(val=0.45, test=0.45))
+        assign_splits(_contents(4), LabelConfig(val=0.45, test=0.45).split)
 
 
 @pytest.mark.parametrize(("val", "test"), [(0.0, 0.1), (0.1, 1.0), (0.5, 0.5), (-0.1, 0.1)])
 def test_bad_fractions_are_rejected(val: float, test: float) -> None:
-    with pytest.raises(LabelError):
+    with pytest.raises(ConfigError, match=r"label\.split\."):
         LabelConfig(val=val, test=test)
 
 
@@ -170,10 +183,8 @@ def test_cli_reads_params(features: pd.DataFrame, tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     features.to_parquet("features.parquet", index=False)
     write_manifest(features, Path("data/manifest.csv"))
-    Path("params.yaml").write_text(
-        "data:\n  manifest: data/manifest.csv\n"
-        "label:\n  teacher: vmaf_v0.6.1\n  split:\n    salt: s1\n    val: 0.3\n    test: 0.3\n"
-    )
+    params = compose_text(REPO / "conf", ["label.split.salt=s1", "label.split.val=0.3", "label.split.test=0.3"])
+    Path("params.yaml").write_text(params)
     assert cli_main(["label"]) == 0
     labels = pd.read_parquet("labels.parquet")
     assert labels.groupby("split")["content"].nunique().to_dict() == {"test": 3, "train": 4, "val": 3}

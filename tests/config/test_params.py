@@ -9,11 +9,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from project import REPO, copy_project, run
-from synth import synthetic_features, write_manifest
 
 from tinyvmaf.cli import main as cli_main
-from tinyvmaf.config import compose_text
+from tinyvmaf.config import ConfigError, compose_text, load_params
+
+from project import REPO, copy_project, run
+from synth import synthetic_features, write_manifest
 
 
 def test_params_yaml_is_conf_composed() -> None:
@@ -22,7 +23,9 @@ def test_params_yaml_is_conf_composed() -> None:
 
 def test_params_check_catches_drift(tmp_path: Path) -> None:
     drifted = tmp_path / "params.yaml"
-    drifted.write_text(compose_text(REPO / "conf").replace("lr: 0.003", "lr: 0.004"))
+    text = compose_text(REPO / "conf")
+    assert "  lr: 0.02\n" in text
+    drifted.write_text(text.replace("  lr: 0.02\n", "  lr: 0.03\n"))
     assert cli_main(["params", "--conf-dir", str(REPO / "conf"), "--out", str(drifted), "--check"]) == 1
     assert cli_main(["params", "--conf-dir", str(REPO / "conf"), "--out", str(drifted)]) == 0
     assert cli_main(["params", "--conf-dir", str(REPO / "conf"), "--out", str(drifted), "--check"]) == 0
@@ -36,7 +39,7 @@ def test_default_hydra_sweep_is_every_arch() -> None:
     assert swept == list(OmegaConf.load(REPO / "conf" / "sweep" / "all.yaml").archs)
     assert sorted(swept) == sorted(p.stem for p in (REPO / "conf" / "arch").glob("*.yaml"))
     target = cfg.hydra.callbacks.mlflow_sweep._target_
-    assert target == "tinyvmaf.mlflow_tracking.MlflowSweepCallback"
+    assert target == "tinyvmaf.train.tracking.MlflowSweepCallback"
     assert "hydra" not in OmegaConf.load(REPO / "params.yaml")
 
 
@@ -52,35 +55,94 @@ def test_train_param_changes_only_train_and_reaches_the_model(tmp_path: Path) ->
     feats = synthetic_features(n_contents=5, n_hrcs=3, n_frames=6)
     feats.to_parquet(proj / "features.parquet", index=False)
     write_manifest(feats, proj / "data" / "manifest.csv")
-    run(["tinyvmaf", "params", "sweep=single", "train.epochs=2"], proj)
+    run(["tinyvmaf", "params", "sweep=single", "train.epochs=2", "sample.count=2000", "sample.val_count=500"], proj)
     run(["dvc", "add", "-q", "data"], proj)
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-q", "-m", "synthetic project"], proj)
     run(["dvc", "commit", "-f", "extract"], proj)  # the features stand in for a real extraction
     run(["dvc", "repro", "train"], proj, mlflow_env)
     status = _status(proj)
-    assert not {"extract", "label", "train"} & set(status), status
+    assert not {"extract", "label", "sample", "train"} & set(status), status
 
     # A train-only parameter: train (and what follows) is stale, extract and label are not.
     params = proj / "params.yaml"
     original = params.read_text()
-    params.write_text(original.replace("lr: 0.003", "lr: 0.002"))
+    params.write_text(original.replace("  lr: 0.02\n", "  lr: 0.01\n"))
     status = _status(proj)
-    assert "train" in status and not {"extract", "label"} & set(status), status
+    assert "train" in status and not {"extract", "label", "sample"} & set(status), status
     params.write_text(original)
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-q", "-m", "lock"], proj)
 
     # `dvc exp run -S` composes params.yaml from conf/ with the overrides; the stage must train with them.
     out = run(
-        ["dvc", "exp", "run", "-S", "sweep=single", "-S", "arch.width=24", "-S", "train.epochs=1", "train"],
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-S",
+            "sweep=single",
+            "-S",
+            "arch.width=24",
+            "-S",
+            "train.epochs=1",
+            "-S",
+            "sample.count=2000",
+            "-S",
+            "sample.val_count=500",
+            "train",
+        ],
         proj,
         mlflow_env,
     )
     assert "Running stage 'label'" not in out and "Running stage 'extract'" not in out
+    assert "Running stage 'sample'" not in out  # its params did not change
     ckpt = torch.load(proj / "models" / "best.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["width"] == 24  # conf/arch/mlp_64x2.yaml says 64
     assert ckpt["hyper_parameters"]["train"]["epochs"] == 1
     metrics = json.loads((proj / "metrics" / "train.json").read_text())
     assert metrics["archs"]["mlp_64x2"]["epochs"] == 1
     assert (proj / "plots" / "train" / "mlp_64x2.csv").read_text().count("\n") == 2  # header + 1 epoch
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    """An unknown key, a wrong type, a missing key and an out-of-range value each fail naming the key."""
+    good = compose_text(REPO / "conf")
+    cases = {
+        "unknown": (good.replace("  lr: 0.02\n", "  lr: 0.02\n  lrr: 0.1\n"), "train.lrr"),
+        "type": (good.replace("  epochs: 20\n", "  epochs: twenty\n"), "train.epochs"),
+        "missing": (good.replace("  huber_delta: 5.0\n", ""), "train.huber_delta"),
+        "range": (good.replace("  val: 0.1\n", "  val: 1.5\n"), "label.split.val"),
+        "choice": (good.replace("  loss: censored\n", "  loss: l1\n"), "train.loss"),
+    }
+    for name, (text, key) in cases.items():
+        assert text != good, name
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+            load_params(path)
+        assert str(path) in str(err.value), name
+    assert load_params(REPO / "params.yaml").train.loss == "censored"
+
+
+def test_schema_repeats_no_default() -> None:
+    """Every field of the schema is MISSING: conf/ is the one place a default is written."""
+    import dataclasses
+
+    from omegaconf import MISSING
+
+    from tinyvmaf.config.schema import Config
+
+    def walk(cls: type, prefix: str = "") -> list[str]:
+        out = []
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or (f.default_factory is not dataclasses.MISSING):
+                sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+                if sub is not None and dataclasses.is_dataclass(sub):
+                    out += walk(type(sub), f"{prefix}{f.name}.")
+                    continue
+            if f.default is not MISSING:
+                out.append(f"{prefix}{f.name}")
+        return out
+
+    assert walk(Config) == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
 from project import run
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> None:
     from mlflow.tracking import MlflowClient
+
     from servers import mlflow_server
 
     store = tmp_path / "server"
@@ -34,7 +36,7 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
     client_dir = tmp_path / "client"
     client_dir.mkdir()
     train = [sys.executable, str(pipeline.path / "train.py")]
-    common = [f"+labels={pipeline.labels}", "train.epochs=2"]
+    common = [f"+labels={pipeline.labels}", f"+samples={pipeline.samples}", "train.epochs=2"]
 
     with mlflow_server(backend, store, artifacts=artifacts) as url:
         run([*train, "-m", *common, "arch=mlp_32x2,mlp_64x2"], client_dir, {"MLFLOW_TRACKING_URI": url}, timeout=300)
@@ -51,7 +53,7 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
 
         for r in children:
             assert r.info.status == "FINISHED"
-            for metric in ("val_plcc", "val_srocc", "val_rmse", "val_loss", "train_loss"):
+            for metric in ("val_plcc", "val_srocc", "val_rmse", "val_dense_rmse", "val_loss", "train_loss"):
                 steps = [m.step for m in client.get_metric_history(r.info.run_id, metric)]
                 assert steps == [0, 1], (r.info.run_name, metric, steps)
             # Artifacts went up through the server, and come back through it byte for byte.

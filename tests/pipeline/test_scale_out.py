@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+
 from project import REPO, journal_lines, run
 
 if TYPE_CHECKING:
@@ -138,9 +139,9 @@ def test_ray_task_refuses_another_ffmpeg(small_corpus: Path) -> None:
     """A node whose FFmpeg is not the driver's build fails its pair instead of mixing results."""
     import dataclasses
 
-    from tinyvmaf.distributed import PairTask, score_task
-    from tinyvmaf.ffmpeg import ffmpeg_info
-    from tinyvmaf.manifest import read_manifest
+    from tinyvmaf.corpus.manifest import read_manifest
+    from tinyvmaf.extract.ray_engine import PairTask, score_task
+    from tinyvmaf.media.ffmpeg import ffmpeg_info
 
     pair = read_manifest(small_corpus / "manifest.csv")[0]
     task = PairTask(pair.key, "0" * 64, pair.ref, pair.dist, ("vmaf_v0.6.1",), "error", None, "f" * 64)

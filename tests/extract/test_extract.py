@@ -13,12 +13,16 @@ import imageio_ffmpeg
 import pandas as pd
 import pytest
 
-from tinyvmaf.extract import ExtractConfig, ExtractError, run_extract
-from tinyvmaf.ffmpeg import FFmpegError, ffmpeg_info
-from tinyvmaf.libvmaf import FEATURES, FrameCountMismatch, run_pair
-from tinyvmaf.media import MediaError, Video
+from tinyvmaf.contract import FEATURES
+from tinyvmaf.extract.libvmaf import FrameCountMismatch, run_pair
+from tinyvmaf.extract.stage import ExtractError, run_extract
+from tinyvmaf.media.ffmpeg import FFmpegError, ffmpeg_info
+from tinyvmaf.media.video import MediaError, Video
+
+from conftest import extract_config
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
+TEACHERS = ["vmaf_v0.6.1"]
 W, H, N = 176, 144, 10
 SIZE = f"{W}x{H}"
 #: Byte-reproducible encodes with this FFmpeg (DESIGN.md): bitexact flags, no metadata, one thread.
@@ -109,7 +113,7 @@ def test_stage_equals_direct_ffmpeg_run(clips: dict[str, Path], tmp_path: Path) 
         ],
     )
     out = tmp_path / "features.parquet"
-    run_extract(manifest, out, ExtractConfig(workers=2), progress=False)
+    run_extract(manifest, out, extract_config(workers=2), progress=False)
     df = pd.read_parquet(out)
     assert list(df.columns) == ["key", "content", "frame", *FEATURES, "vmaf_v0.6.1"]
     assert sorted(df["key"].unique()) == ["mixed_d24", "mkv_d38", "raw_d38"]
@@ -133,7 +137,7 @@ def test_frame_count_mismatch_is_an_error_naming_both(clips: dict[str, Path]) ->
     ref = Video(clips["ref.yuv"], W, H, "yuv420p")
     short = Video(clips["d38_8.yuv"], W, H, "yuv420p")
     with pytest.raises(FrameCountMismatch) as err:
-        run_pair(ref, short, ffmpeg=FF)
+        run_pair(ref, short, ffmpeg=FF, teachers=TEACHERS, frame_policy="error")
     msg = str(err.value)
     assert str(clips["ref.yuv"]) in msg and str(clips["d38_8.yuv"]) in msg
     assert "has 10" in msg and "has 8" in msg
@@ -142,7 +146,7 @@ def test_frame_count_mismatch_is_an_error_naming_both(clips: dict[str, Path]) ->
 def test_truncate_policy_scores_the_common_frames(clips: dict[str, Path], tmp_path: Path) -> None:
     ref = Video(clips["ref.yuv"], W, H, "yuv420p")
     short = Video(clips["d38_8.yuv"], W, H, "yuv420p")
-    res = run_pair(ref, short, ffmpeg=FF, frame_policy="truncate")
+    res = run_pair(ref, short, ffmpeg=FF, teachers=TEACHERS, frame_policy="truncate")
     assert (res.ref_frames, res.dist_frames, len(res.frames)) == (10, 8, 8)
     want = direct(
         tmp_path,
@@ -158,7 +162,7 @@ def test_truncate_policy_scores_the_common_frames(clips: dict[str, Path], tmp_pa
 def test_extract_stage_reports_mismatch_by_pair_key(clips: dict[str, Path], tmp_path: Path) -> None:
     manifest = _manifest(clips["dir"] / "manifest_b.csv", [("short_d38", "ref.yuv", "d38_8.yuv")])
     with pytest.raises(ExtractError, match=r"pair 'short_d38': frame counts differ"):
-        run_extract(manifest, tmp_path / "f.parquet", ExtractConfig(workers=1), progress=False)
+        run_extract(manifest, tmp_path / "f.parquet", extract_config(workers=1), progress=False)
     assert not (tmp_path / "f.parquet").exists()
 
 
@@ -167,14 +171,26 @@ def test_extract_stage_reports_mismatch_by_pair_key(clips: dict[str, Path], tmp_
 
 def test_raw_size_not_whole_frames_names_the_file(clips: dict[str, Path]) -> None:
     with pytest.raises(MediaError, match=r"bad\.yuv: size 57024 B is not a whole number of 176x144 yuv420p"):
-        run_pair(Video(clips["ref.yuv"], W, H, "yuv420p"), Video(clips["bad.yuv"], W, H, "yuv420p"), ffmpeg=FF)
+        run_pair(
+            Video(clips["ref.yuv"], W, H, "yuv420p"),
+            Video(clips["bad.yuv"], W, H, "yuv420p"),
+            ffmpeg=FF,
+            teachers=TEACHERS,
+            frame_policy="error",
+        )
 
 
 # (d) -------------------------------------------------------------------------------------------------------------
 
 
 def test_lower_resolution_distorted_is_upscaled_bicubic(clips: dict[str, Path], tmp_path: Path) -> None:
-    res = run_pair(Video(clips["ref.yuv"], W, H, "yuv420p"), Video(clips["small.mkv"]), ffmpeg=FF)
+    res = run_pair(
+        Video(clips["ref.yuv"], W, H, "yuv420p"),
+        Video(clips["small.mkv"]),
+        ffmpeg=FF,
+        teachers=TEACHERS,
+        frame_policy="error",
+    )
     want = direct(
         tmp_path,
         ["-i", str(clips["small.mkv"])],
@@ -194,7 +210,7 @@ def test_cache_extracts_only_what_changed(clips: dict[str, Path], tmp_path: Path
     monkeypatch.setenv("TINYVMAF_CACHE_DIR", str(cache))
     d, out = clips["dir"], tmp_path / "features.parquet"
     two = [("a_d38", "ref.yuv", "d38.yuv"), ("b_d24", "ref.mkv", "d24.mkv")]
-    cfg = ExtractConfig(workers=2)
+    cfg = extract_config(workers=2)
 
     stats = run_extract(_manifest(d / "m_e1.csv", two), out, cfg, progress=False)
     assert (stats.extracted, stats.cached, _journal(cache)) == (2, 0, 2)
@@ -208,7 +224,7 @@ def test_cache_extracts_only_what_changed(clips: dict[str, Path], tmp_path: Path
     assert (stats.extracted, stats.cached, _journal(cache)) == (1, 2, 3)
     assert sorted(pd.read_parquet(out)["key"].unique()) == ["a_d38", "b_d24", "c_small"]
 
-    cfg_neg = ExtractConfig(teachers=("vmaf_v0.6.1", "vmaf_v0.6.1neg"), workers=2)
+    cfg_neg = extract_config(teachers=("vmaf_v0.6.1", "vmaf_v0.6.1neg"), workers=2)
     stats = run_extract(_manifest(d / "m_e2.csv", three), out, cfg_neg, progress=False)
     assert (stats.extracted, stats.cached, _journal(cache)) == (3, 0, 6)
     df = pd.read_parquet(out)
@@ -218,7 +234,7 @@ def test_cache_extracts_only_what_changed(clips: dict[str, Path], tmp_path: Path
 def test_failing_pair_keeps_the_good_ones_cached(clips: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("TINYVMAF_CACHE_DIR", str(cache))
-    d, out, cfg = clips["dir"], tmp_path / "f.parquet", ExtractConfig(workers=2)
+    d, out, cfg = clips["dir"], tmp_path / "f.parquet", extract_config(workers=2)
     good = [("good1", "ref.yuv", "d38.yuv"), ("good2", "ref.yuv", "d24.mkv")]
     with pytest.raises(ExtractError) as err:
         run_extract(_manifest(d / "m_f1.csv", [*good, ("broken", "ref.yuv", "bad.yuv")]), out, cfg, progress=False)
@@ -298,7 +314,9 @@ def test_features_cli_names_the_missing_file(clips: dict[str, Path], tmp_path: P
 def test_raw_pixel_formats(pix_fmt: str, tmp_path: Path) -> None:
     ref = make_clip(tmp_path / f"ref_{pix_fmt}.yuv", pix_fmt=pix_fmt)
     dis = make_clip(tmp_path / f"dis_{pix_fmt}.yuv", pix_fmt=pix_fmt, vf="boxblur=1:1")
-    res = run_pair(Video(ref, W, H, pix_fmt), Video(dis, W, H, pix_fmt), ffmpeg=FF)
+    res = run_pair(
+        Video(ref, W, H, pix_fmt), Video(dis, W, H, pix_fmt), ffmpeg=FF, teachers=TEACHERS, frame_policy="error"
+    )
     assert len(res.frames) == N
     assert res.frames == direct(tmp_path, raw_in(dis, pix_fmt), raw_in(ref, pix_fmt))
     mean = sum(f["vmaf_v0.6.1"] for f in res.frames) / N
@@ -308,10 +326,19 @@ def test_raw_pixel_formats(pix_fmt: str, tmp_path: Path) -> None:
 def test_y4m_input(tmp_path: Path) -> None:
     ref = make_clip(tmp_path / "ref.y4m", fmt="yuv4mpegpipe")
     dis = make_clip(tmp_path / "dis.y4m", fmt="yuv4mpegpipe", vf="boxblur=1:1")
-    res = run_pair(Video(ref), Video(dis), ffmpeg=FF)
+    res = run_pair(Video(ref), Video(dis), ffmpeg=FF, teachers=TEACHERS, frame_policy="error")
     assert len(res.frames) == N
     assert res.frames == direct(tmp_path, ["-i", str(dis)], ["-i", str(ref)])
     # The same pictures as raw YUV with declared geometry score the same.
     raw_ref = make_clip(tmp_path / "ref.yuv")
     raw_dis = make_clip(tmp_path / "dis.yuv", vf="boxblur=1:1")
-    assert run_pair(Video(raw_ref, W, H, "yuv420p"), Video(raw_dis, W, H, "yuv420p"), ffmpeg=FF).frames == res.frames
+    assert (
+        run_pair(
+            Video(raw_ref, W, H, "yuv420p"),
+            Video(raw_dis, W, H, "yuv420p"),
+            ffmpeg=FF,
+            teachers=TEACHERS,
+            frame_policy="error",
+        ).frames
+        == res.frames
+    )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
 from project import REPO, journal_lines, run
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def files_containing(root: Path, needle: str, *, skip: tuple[str, ...] = ()) -> 
 @pytest.mark.slow
 def test_s3_remote_shares_run_cache(tmp_path: Path, pipeline: Pipeline) -> None:
     import boto3
+
     from servers import S3_KEY_ID, S3_SECRET, moto_s3
 
     no_aws = isolated_aws(tmp_path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyvmaf.manifest import ManifestError, missing_media, read_manifest, write_manifest
+from tinyvmaf.corpus.manifest import ManifestError, missing_media, read_manifest, write_manifest
 
 HEADER = "key,content,ref,dist,width,height,pix_fmt,dist_width,dist_height,dist_pix_fmt,mos,dmos"
 

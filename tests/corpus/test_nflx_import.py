@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from tinyvmaf.cli import main as cli_main
-from tinyvmaf.extract import ExtractConfig, run_extract
-from tinyvmaf.manifest import read_manifest
-from tinyvmaf.media import SUPPORTED_PIX_FMTS
-from tinyvmaf.nflx_import import YUV_FMT_TO_PIX_FMT, DatasetError, import_nflx
+from tinyvmaf.corpus.manifest import read_manifest
+from tinyvmaf.corpus.nflx_import import YUV_FMT_TO_PIX_FMT, DatasetError, import_nflx
+from tinyvmaf.extract.stage import run_extract
+from tinyvmaf.media.video import SUPPORTED_PIX_FMTS
+
+from conftest import extract_config
 
 W, H = 16, 8  # tiny raw frames: the importer only checks that files exist
 
@@ -280,7 +282,7 @@ dis_videos = [{{'asset_id': 1, 'content_id': 0, 'os': [4.0, 3.0, 4.0, 5.0],
     )
     assert rc == 0
     out = tmp_path / "features.parquet"
-    stats = run_extract(manifest, out, ExtractConfig(workers=1), progress=False)
+    stats = run_extract(manifest, out, extract_config(workers=1), progress=False)
     assert stats.extracted + stats.cached == 1
     df = pd.read_parquet(out)
     assert list(df["key"].unique()) == ["src01_1"]

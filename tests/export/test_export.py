@@ -1,0 +1,237 @@
+"""The export stage: the ONNX file honours the contract of DESIGN.md, with sidecar, registry, evaluation, card."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tinyvmaf.common.provenance import data_version
+from tinyvmaf.contract import FEATURES, REQUIRED_METADATA
+from tinyvmaf.export.graph import EMITTED_OPS, build_graph, build_student_graph, student_layers
+from tinyvmaf.export.stage import ExportPaths, export_model, winner_val_metrics
+from tinyvmaf.model.runtime import load_tiny_model, ort_session
+from tinyvmaf.student.checkpoint import load_student, save_student
+
+from kit import DATA_MD5, MODEL_ID, Kit
+
+
+@pytest.fixture(scope="session")
+def model(kit: Kit) -> onnx.ModelProto:
+    return onnx.load(str(kit.onnx))
+
+
+def _features(kit: Kit, split: str | None = None) -> np.ndarray:
+    import pandas as pd
+
+    df = pd.read_parquet(kit.labels)
+    if split is not None:
+        df = df[df["split"] == split]
+    return df[list(FEATURES)].to_numpy(np.float32)
+
+
+def _student64(kit: Kit, x: np.ndarray) -> np.ndarray:
+    student, _ = load_student(kit.ckpt)
+    with torch.no_grad():
+        return student.double()(torch.from_numpy(x.astype(np.float64))).numpy()
+
+
+def test_checker_passes_at_opset_17(model: onnx.ModelProto) -> None:
+    onnx.checker.check_model(model, full_check=True)
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 17)]
+    assert model.ir_version == 8
+
+
+def test_io_names_shapes_and_dynamic_batch(kit: Kit, model: onnx.ModelProto) -> None:
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "features" and out.name == "vmaf"
+    assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    in_dims = [(d.dim_param, d.dim_value) for d in inp.type.tensor_type.shape.dim]
+    out_dims = [(d.dim_param, d.dim_value) for d in out.type.tensor_type.shape.dim]
+    assert in_dims == [("N", 0), ("", 6)]
+    assert out_dims == [("N", 0)]
+    sess = ort_session(kit.onnx)
+    x = _features(kit)
+    for n in (1, 7, len(x)):
+        y = sess.run(["vmaf"], {"features": x[:n]})[0]
+        assert y.shape == (n,) and y.dtype == np.float32
+        assert np.all((y >= 0) & (y <= 100))
+
+
+def test_metadata_has_provenance_and_no_commit_or_clock(kit: Kit, model: onnx.ModelProto) -> None:
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert set(REQUIRED_METADATA) <= set(meta)
+    assert json.loads(meta["feature_order"]) == list(FEATURES)
+    assert meta["teacher"] == "vmaf_v0.6.1"
+    assert meta["data_version"] == DATA_MD5
+    assert "git_commit" not in meta  # a DVC output must not depend on the commit that records it
+    held = json.loads(meta["heldout_metrics"])
+    assert held["val"] == {"val_plcc": 0.99999, "val_srocc": 0.99998, "val_rmse": 0.03}
+    assert set(held) == {"val", "dense", "test", "golden"}
+    assert {"rmse", "max_abs", "p99_abs", "plcc", "srocc", "within", "n"} <= set(held["dense"])
+    assert held["test"]["n"] == len(_features(kit, "test"))
+    assert "pooled_abs_max" in held["golden"]
+    assert json.loads(meta["architecture"])["n_parameters"] == load_student(kit.ckpt)[0].n_parameters()
+    assert json.loads(meta["training_box"]) == {"quality_max": 1.25, "motion2_max": 100.0}
+
+
+def test_only_plain_ops_in_forward_order(model: onnx.ModelProto) -> None:
+    ops = [n.op_type for n in model.graph.node]
+    assert set(ops) <= set(EMITTED_OPS)
+    silu = ["Gemm", "Sigmoid", "Mul"]
+    assert ops == ["Sub", "Div", *silu, *silu, "Gemm", "Squeeze", "Clip"]
+    assert all(n.domain == "" for n in model.graph.node)
+
+
+def test_relu_students_export_relu() -> None:
+    layers = [
+        (np.ones((4, 6), np.float32), np.zeros(4, np.float32)),
+        (np.ones((1, 4), np.float32), np.zeros(1, np.float32)),
+    ]
+    g = build_graph(np.zeros(6), np.ones(6), layers, activation="relu")
+    assert [n.op_type for n in g.graph.node] == ["Sub", "Div", "Gemm", "Relu", "Gemm", "Squeeze", "Clip"]
+    with pytest.raises(ValueError, match="activation"):
+        build_graph(np.zeros(6), np.ones(6), layers, activation="tanh")
+
+
+def test_the_graph_is_the_student(kit: Kit, model: onnx.ModelProto) -> None:
+    """Normalisation inside, raw features in; ONNX Runtime equals the float64 student to float32 accuracy."""
+    student, _ = load_student(kit.ckpt)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(inits["norm.mean"], student.mean.numpy())
+    np.testing.assert_array_equal(inits["norm.std"], student.std.numpy())
+    first, second = model.graph.node[0], model.graph.node[1]
+    assert (first.op_type, list(first.input)) == ("Sub", ["features", "norm.mean"])
+    assert (second.op_type, list(second.input)) == ("Div", [first.output[0], "norm.std"])
+    for (w, b), lin in zip(student_layers(student), student.linears(), strict=True):
+        assert np.array_equal(w, lin.weight.detach().numpy()) and np.array_equal(b, lin.bias.detach().numpy())
+    x = _features(kit)
+    (ort,) = ort_session(kit.onnx).run(None, {"features": x})
+    assert np.abs(ort - _student64(kit, x)).max() < 64 * 7.63e-6  # 64 ULPs at VMAF 100
+    # Pre-normalised features would score something else entirely: the scaler really is inside.
+    (pre,) = ort_session(kit.onnx).run(None, {"features": (x - inits["norm.mean"]) / inits["norm.std"]})
+    assert np.abs(pre - ort).max() > 1
+
+
+def test_same_checkpoint_same_bytes(kit: Kit, tmp_path: Path) -> None:
+    cfg = kit.config(tmp_path)
+    paths = replace(ExportPaths.from_params(cfg), onnx=tmp_path / "model" / f"{MODEL_ID}.onnx")
+    res = export_model(cfg, paths)
+    assert paths.onnx.read_bytes() == kit.onnx.read_bytes()
+    assert res.n_bytes == kit.onnx.stat().st_size
+    assert paths.onnx.with_suffix(".json").read_bytes() == kit.onnx.with_suffix(".json").read_bytes()
+    assert (paths.onnx.parent / "registry.json").read_bytes() == (kit.model_dir / "registry.json").read_bytes()
+
+
+@pytest.mark.slow
+def test_same_bytes_from_a_fresh_process_via_the_cli(kit: Kit, tmp_path: Path) -> None:
+    """The stage CLI in a new interpreter (another hash seed, another working directory) writes the same files."""
+    params = kit.params(tmp_path / "run")
+    out = tmp_path / "cli" / f"{MODEL_ID}.onnx"
+    cmd = [sys.executable, "-m", "tinyvmaf.cli", "export", "--params", str(params), "--out", str(out)]
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "exported" in proc.stdout
+    assert out.read_bytes() == kit.onnx.read_bytes()
+    assert (tmp_path / "run" / "model_card.md").is_file()
+
+
+def test_perturbed_checkpoint_changes_bytes(kit: Kit, tmp_path: Path) -> None:
+    student, _ = load_student(kit.ckpt)
+    a = build_student_graph(student).SerializeToString()
+    first = student.linears()[0]
+    with torch.no_grad():
+        first.weight[0, 0] = torch.nextafter(first.weight[0, 0], torch.tensor(1e9))
+    assert build_student_graph(student).SerializeToString() != a
+    save_student(student, tmp_path / "p.ckpt")  # and the contract round-trips the change
+    assert load_student(tmp_path / "p.ckpt")[0].linears()[0].weight[0, 0] == first.weight[0, 0]
+
+
+def test_sidecar_and_registry_round_trip(kit: Kit) -> None:
+    """What libvmaf's loaders read, and what tinyvmaf's runtime reads back."""
+    side = json.loads(kit.onnx.with_suffix(".json").read_text())
+    data = kit.onnx.read_bytes()
+    import hashlib
+
+    assert side["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (side["id"], side["kind"], side["onnx"], side["quant_mode"]) == (MODEL_ID, "fr", f"{MODEL_ID}.onnx", "fp32")
+    assert (side["input_name"], side["output_name"]) == ("features", "vmaf")
+    assert side["input_shape"] == [-1, 6] and side["output_shape"] == [-1]
+    assert side["features"] == list(FEATURES) and side["onnx_has_scaler"] is True
+    assert "input_mean" not in side and "input_std" not in side  # nothing that could scale twice
+    assert side["opset"] == side["onnx_opset"] == 17
+    assert side["teacher"] == "vmaf_v0.6.1" and side["data_version"] == DATA_MD5
+    assert not {"git_commit", "timestamp", "created"} & set(side)
+    reg = json.loads((kit.model_dir / "registry.json").read_text())
+    assert reg["schema_version"] == 1
+    (entry,) = reg["models"]
+    assert {k: entry[k] for k in ("id", "kind", "onnx", "sha256", "opset")} == {
+        k: side[k] for k in ("id", "kind", "onnx", "sha256", "opset")
+    }
+    loaded = load_tiny_model(kit.onnx)
+    assert loaded.name == MODEL_ID and loaded.features == FEATURES and loaded.scaler_in_graph
+    assert loaded.external_scaler is None and loaded.warnings == []
+
+
+def test_evaluation_and_model_card(kit: Kit) -> None:
+    out = kit.root / "export"
+    ev = json.loads((out / "eval.json").read_text())
+    assert set(ev) == {MODEL_ID, "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}
+    for figs in ev.values():
+        assert set(figs) == {"dense", "test", "golden"}
+        assert figs["dense"]["n"] == 100_000 and set(figs["golden"]["pooled"]) >= {"src01_576x324_10bit"}
+    card = (out / "model_card.md").read_text()
+    n_params = load_student(kit.ckpt)[0].n_parameters()
+    for needle in (
+        f"parameters: {n_params}",
+        f"({kit.onnx.stat().st_size} bytes",
+        DATA_MD5,
+        "6 → 32 → 32 → 1 (silu)",
+        "Held-out dense set",
+        "| vmaf_tiny_v4 |",
+        "| val_plcc | 0.99999 |",
+        "src01_576x324_10bit",
+        "Not computed for this data",  # no loco.json beside this kit
+    ):
+        assert needle in card, needle
+    for name in ("student_vs_teacher.png", "error_vs_teacher.png", "error_vs_features.png"):
+        png = out / "figures" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{name}" in card
+
+
+def test_model_card_shows_loco_and_says_when_it_is_stale(kit: Kit, tmp_path: Path) -> None:
+    fold = {"n": 48, "rmse": 0.02, "max_abs": 0.1, "p99_abs": 0.05, "plcc": 0.99999, "srocc": 0.99998, "within": 1.0}
+    loco = {
+        "arch": "mlp_64x3",
+        "data_version": "other.dir",
+        "folds": {"c01": fold},
+        "worst": {"rmse": 0.02, "max_abs": 0.1},
+    }
+    (tmp_path / "loco.json").write_text(json.dumps(loco))
+    cfg = kit.config(tmp_path)
+    export_model(cfg, replace(ExportPaths.from_params(cfg), onnx=tmp_path / "m" / f"{MODEL_ID}.onnx"))
+    card = (tmp_path / "model_card.md").read_text()
+    assert "| c01 | 48 | 0.0200 |" in card and "**Stale:**" in card and "other.dir" in card
+
+
+def test_provenance_readers(tmp_path: Path) -> None:
+    assert data_version(tmp_path / "absent.dvc") == "unknown"
+    (tmp_path / "d.dvc").write_text("outs:\n- md5: abc.dir\n  path: data\n")
+    assert data_version(tmp_path / "d.dvc") == "abc.dir"
+    assert winner_val_metrics(tmp_path / "none.json") == ("unknown", {})
+    (tmp_path / "t.json").write_text(
+        json.dumps(
+            {"winner": "b", "val_plcc": 0.5, "archs": {"a": {"val_plcc": 0.1}, "b": {"val_plcc": 0.9, "width": 8}}}
+        )
+    )
+    assert winner_val_metrics(tmp_path / "t.json") == ("b", {"val_plcc": 0.9})
