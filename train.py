@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 log = logging.getLogger("train")
 
@@ -34,15 +34,14 @@ def main(cfg: DictConfig) -> float:
     """One job: train ``cfg.arch``; returns its val PLCC (what a Hydra optimisation sweeper maximises)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from tinyvmaf.config.params import validate
+    from tinyvmaf.config.params import validate, without_run_options
     from tinyvmaf.train.loop import run_sweep
     from tinyvmaf.train.tracking import PARENT_ENV
 
-    with open_dict(cfg):  # +labels/+samples are run options, not part of the validated config
-        labels = Path(cfg.pop("labels", None) or cfg.paths.labels)
-        samples_opt = cfg.pop("samples", None)
-    samples = Path(samples_opt or cfg.paths.samples)
-    params = validate(cfg, source="conf/")
+    task, options = without_run_options(cfg)  # +labels/+samples say where the inputs are; they are not config
+    params = validate(task, source="conf/")
+    labels = Path(options.get("labels") or params.paths.labels)
+    samples = Path(options.get("samples") or params.paths.samples)
     workdir = Path(HydraConfig.get().runtime.output_dir)
     for path in (labels, samples):
         if not path.is_file():

@@ -8,7 +8,7 @@ import pytest
 
 from tinyvmaf.cli import COMMANDS, main
 
-REPO = Path(__file__).resolve().parents[1]
+from kit import REPO
 
 
 def test_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,6 +27,8 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "missing"),
     [
         (["label"], "features.parquet"),
+        (["sample"], "labels.parquet"),
+        (["train"], "labels.parquet"),
         (["export"], "models/best.ckpt"),
         (["extract"], "data/manifest.csv"),
     ],
@@ -39,3 +41,11 @@ def test_missing_stage_input_is_named(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert missing in err and "error" in err
+
+
+def test_every_command_module_has_register_and_run() -> None:
+    import importlib
+
+    for name, (module, _) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        assert callable(mod.register) and callable(mod.run), name

@@ -5,7 +5,8 @@ labels) fills a SQLite store; ``mlflow ui`` serves it on 127.0.0.1 as
 ``make ui`` does.  The browser opens the experiment's runs, expands the sweep's
 parent run, finds the three arch runs, selects them, opens the comparison and
 reads each run's ``val_plcc`` off the page (checked against the store), then
-opens the ``val_plcc``-per-epoch chart.  Screenshots of each step land in
+opens the ``val_plcc``-per-epoch chart, and finally the Model Registry page of
+the student ``tinyvmaf model promote`` registered.  Screenshots of each step land in
 ``reports/ui/`` (``$TINYVMAF_UI_SHOTS`` overrides).  Any missing run, metric or
 page fails the test with the page's screenshot kept.
 """
@@ -50,7 +51,11 @@ def sweep_db(tmp_path_factory: pytest.TempPathFactory, pipeline: Pipeline) -> Pa
     work = tmp_path_factory.mktemp("ui-sweep")
     db = work / "mlflow.db"
     cmd = [sys.executable, str(pipeline.path / "train.py"), "-m", f"arch={','.join(ARCHS)}", "train.epochs=2"]
-    run([*cmd, f"+labels={pipeline.labels}"], work, {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}, timeout=300)
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    run([*cmd, f"+labels={pipeline.labels}", f"+samples={pipeline.samples}"], work, store, timeout=300)
+    # ... and the pipeline's gated model, registered in the same store (`tinyvmaf model promote`).
+    out = run(["tinyvmaf", "model", "promote"], pipeline.path, store, timeout=300)
+    assert "registered vmaf_tiny_fr version 1 -> @champion" in out, out
     return db
 
 
@@ -186,6 +191,12 @@ def test_ui_shows_sweep_runs_and_val_plcc(sweep_db: Path, browser, tmp_path: Pat
         text = body()
         for arch, value in expected.items():
             assert f"{value!r} (step=1)" in text, (arch, value)
+
+        # 5. The Model Registry: the registered student, its version 1 carrying the champion alias.
+        d.get(f"{url}/#/models/vmaf_tiny_fr")
+        wait_for("the registered model's page", lambda: "vmaf_tiny_fr" in body() and "Version 1" in body(), "model")
+        wait_for("the champion alias", lambda: "champion" in body(), "model")
+        d.save_screenshot(str(shots / "4-registered-model.png"))
 
     for name in ("1-experiment-runs.png", "2-compare-runs.png", "3-val_plcc-chart.png"):
         assert (shots / name).stat().st_size > 10_000, name

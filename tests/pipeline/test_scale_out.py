@@ -54,7 +54,14 @@ def run_sweep(cwd: Path, pipeline: Pipeline, launcher: list[str], extra_env: dic
     """``python train.py -m`` (the three archs, two epochs) from ``cwd`` with its own MLflow db; returns the log."""
     cwd.mkdir(parents=True, exist_ok=True)
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", **(extra_env or {})}
-    cmd = [sys.executable, str(pipeline.path / "train.py"), *SWEEP, f"+labels={pipeline.labels}", *launcher]
+    cmd = [
+        sys.executable,
+        str(pipeline.path / "train.py"),
+        *SWEEP,
+        f"+labels={pipeline.labels}",
+        f"+samples={pipeline.samples}",
+        *launcher,
+    ]
     return run(cmd, cwd, env, timeout=400)
 
 

@@ -9,13 +9,14 @@ server (they land in the artifact destination, never beside the client).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from project import run
+from project import env, kill_group
 
 if TYPE_CHECKING:
     from servers import Pipeline
@@ -39,19 +40,33 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
     common = [f"+labels={pipeline.labels}", f"+samples={pipeline.samples}", "train.epochs=2"]
 
     with mlflow_server(backend, store, artifacts=artifacts) as url:
-        run([*train, "-m", *common, "arch=mlp_32x2,mlp_64x2"], client_dir, {"MLFLOW_TRACKING_URI": url}, timeout=300)
+        # Two sweeps at once, two client folders, one server: both finish, each with its own runs.
+        other_dir = tmp_path / "client2"
+        other_dir.mkdir()
+        jobs = [
+            start([*train, "-m", *common, "arch=mlp_32x2,mlp_64x2"], client_dir, {"MLFLOW_TRACKING_URI": url}),
+            start([*train, "-m", *common, "arch=mlp_64x3"], other_dir, {"MLFLOW_TRACKING_URI": url}),
+        ]
+        for proc, log in jobs:
+            finish(proc, log, timeout=400)
 
         client = MlflowClient(tracking_uri=url)
         exp = client.get_experiment_by_name("tinyvmaf")
         assert exp is not None
         assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location  # proxied
         runs = client.search_runs([exp.experiment_id])
-        sweep = [r for r in runs if r.info.run_name == "sweep"]
-        assert len(runs) == 3 and len(sweep) == 1, [r.info.run_name for r in runs]  # the parent and two children
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep[0].info.run_id]
-        assert sorted(r.info.run_name for r in children) == ["mlp_32x2", "mlp_64x2"]
+        sweeps = [r for r in runs if r.info.run_name == "sweep"]
+        assert len(runs) == 5 and len(sweeps) == 2, [r.info.run_name for r in runs]  # two parents, three children
+        children = {
+            s.info.run_id: sorted(
+                r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == s.info.run_id
+            )
+            for s in sweeps
+        }
+        assert sorted(children.values()) == [["mlp_32x2", "mlp_64x2"], ["mlp_64x3"]]
+        assert all(s.info.status == "FINISHED" for s in sweeps)
 
-        for r in children:
+        for r in (r for r in runs if r.info.run_name != "sweep"):
             assert r.info.status == "FINISHED"
             for metric in ("val_plcc", "val_srocc", "val_rmse", "val_dense_rmse", "val_loss", "train_loss"):
                 steps = [m.step for m in client.get_metric_history(r.info.run_id, metric)]
@@ -68,3 +83,31 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
     assert not (client_dir / "mlflow.db").exists()
     assert not (client_dir / "mlartifacts").exists()
     assert not (client_dir / "mlruns").exists()
+    assert not (tmp_path / "client2" / "mlflow.db").exists()
+
+
+def start(cmd: list[str], cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """A client process in its own group, its output in a log file (two run at once)."""
+    log = cwd / "client.log"
+    fh = log.open("w")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env(extra),
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    fh.close()
+    return proc, log
+
+
+def finish(proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait with a deadline; on timeout kill the whole group; fail with the log on a non-zero exit."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise AssertionError(f"{proc.args} timed out:\n{log.read_text()[-3000:]}") from None
+    assert proc.returncode == 0, log.read_text()[-3000:]

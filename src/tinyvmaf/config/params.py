@@ -62,6 +62,17 @@ def validate(cfg: Mapping[str, Any] | DictConfig, *, source: str = "config") -> 
     return out
 
 
+#: ``train.py`` run options (``+labels=PATH``, ``+samples=PATH``): where a run reads its inputs, not config.
+RUN_OPTIONS = ("labels", "samples")
+
+
+def without_run_options(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
+    """``cfg`` without the :data:`RUN_OPTIONS` keys (a copy), and their values (absent ones left out)."""
+    options = {k: cfg[k] for k in RUN_OPTIONS if k in cfg and cfg[k] is not None}
+    keep = [k for k in cfg if k not in RUN_OPTIONS]
+    return OmegaConf.masked_copy(cfg, keep), options
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Config:
     """The composed parameters a stage runs with, validated."""
     path = Path(path)

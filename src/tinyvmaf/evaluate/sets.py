@@ -83,11 +83,12 @@ def frames_set(name: str, df: pd.DataFrame, teacher: str, where: str, group: str
     )
 
 
-def test_set(labels: str | Path | pd.DataFrame, teacher: str) -> EvalSet:
+def split_set(labels: str | Path | pd.DataFrame, split: str, teacher: str) -> EvalSet:
+    """The frames of one split of ``labels.parquet`` (``test``: contents no training row came from)."""
     df = labels if isinstance(labels, pd.DataFrame) else pd.read_parquet(labels)
     if "split" not in df.columns:
         raise KeyError(f"{labels}: no 'split' column (run the label stage)")
-    return frames_set("test", df[df["split"] == "test"].reset_index(drop=True), teacher, str(labels), "key")
+    return frames_set(split, df[df["split"] == split].reset_index(drop=True), teacher, str(labels), "key")
 
 
 def golden_set(golden_frames: str | Path, teacher: str) -> EvalSet:
@@ -104,4 +105,4 @@ def standard_sets(
     cfg: DenseEvalConfig, *, teacher: str, labels: str | Path | pd.DataFrame, golden_frames: str | Path
 ) -> list[EvalSet]:
     """dense, test and golden, in report order."""
-    return [dense_set(cfg, teacher), test_set(labels, teacher), golden_set(golden_frames, teacher)]
+    return [dense_set(cfg, teacher), split_set(labels, "test", teacher), golden_set(golden_frames, teacher)]

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 from ..common.atomic import atomic_write_text
+from ..contract import FEATURES
 from ..common.provenance import file_sha256
 from ..media.video import Video
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "TINYVMAF_CACHE_DIR"
 #: Bump when the extraction graph or the row format changes: old entries stop matching.
@@ -69,18 +73,35 @@ class PairCache:
         return self.root / "pairs" / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> list[dict[str, float]] | None:
+        """The cached frames, or ``None``: absent, or unreadable (then a warning names the file).
+
+        Entries are written atomically, so a torn entry should not exist; one
+        that does (a disk error, a hand edit, another tool) is recomputed and
+        overwritten rather than trusted or fatal.
+        """
         path = self._path(key)
         try:
-            return json.loads(path.read_text())["frames"]
+            frames = json.loads(path.read_bytes())["frames"]
+            if not isinstance(frames, list) or not frames or not all(
+                isinstance(f, dict) and all(isinstance(f.get(k), float) for k in FEATURES) for f in frames
+            ):
+                raise ValueError("not a list of frames with the six features")
+            return frames
         except FileNotFoundError:
             return None
-        except (json.JSONDecodeError, KeyError):
-            return None  # a corrupt entry is recomputed, then overwritten
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            log.warning("%s: unreadable cache entry (%s); extracting the pair again", path, exc)
+            return None
 
     def put(self, key: str, frames: list[dict[str, float]], label: str) -> None:
         atomic_write_text(self._path(key), json.dumps({"label": label, "frames": frames}))
 
     def journal(self, label: str) -> None:
+        """One line per real libvmaf run, appended in one write (O_APPEND: concurrent writers do not mix lines)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "journal.log").open("a") as fh:
-            fh.write(f"{time.time():.3f}\t{os.getpid()}\t{label}\n")
+        line = f"{time.time():.3f}\t{os.getpid()}\t{label}\n".encode()
+        fd = os.open(self.root / "journal.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)

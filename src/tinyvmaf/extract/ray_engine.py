@@ -172,8 +172,8 @@ def extract_pairs_ray(
                         errors[out.pair_key] = f"{out.error} (on {out.node})"
                     else:
                         assert out.frames is not None
-                        cache.journal(f"{out.pair_key}\t{out.cache_key}")
                         cache.put(out.cache_key, out.frames, label=out.pair_key)
+                        cache.journal(f"{out.pair_key}\t{out.cache_key}")
                         results[out.pair_key] = out.frames
                         stats.extracted += 1
                     bar.update(1)

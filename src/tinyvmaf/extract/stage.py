@@ -91,8 +91,8 @@ def extract_pairs(
     def work(item: tuple[Pair, str]) -> tuple[str, list[dict[str, float]]]:
         p, key = item
         res = run_pair(p.ref, p.dist, ffmpeg=info.path, teachers=cfg.teachers, frame_policy=cfg.frame_policy)
+        cache.put(key, res.frames, label=p.key)  # the entry first: a journal line always has its entry
         cache.journal(f"{p.key}\t{key}")
-        cache.put(key, res.frames, label=p.key)
         return p.key, res.frames
 
     workers = cfg.workers or os.cpu_count() or 1

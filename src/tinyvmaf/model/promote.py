@@ -33,7 +33,7 @@ import numpy as np
 
 from ..common.provenance import data_version, file_sha256, git_commit
 from ..config.schema import Config
-from ..contract import FEATURES, INPUT_NAME, OUTPUT_NAME
+from ..contract import FEATURES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,10 @@ def signature_and_example() -> tuple[Any, np.ndarray]:
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
+    # The input tensor is unnamed on purpose: MLflow then feeds a DataFrame of the six feature columns
+    # (canonical-6 order) as one [N, 6] array; a named spec would look for a column called "features".
     sig = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(FEATURES)), INPUT_NAME)]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(FEATURES)))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), OUTPUT_NAME)]),
     )
     example = np.array([[0.95, 0.6, 0.85, 0.92, 0.95, 4.0], [0.75, 0.25, 0.5, 0.62, 0.71, 12.0]], dtype=np.float32)
@@ -136,6 +138,7 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path) -> Promotion:
                 input_example=example,
                 extra_files=[str(sidecar)] if sidecar.is_file() else None,
                 save_as_external_data=False,
+                onnx_execution_providers=["CPUExecutionProvider"],  # what the student needs; no GPU provider
             )
         version = mlflow.register_model(info.model_uri, name, tags=tags)
     except BaseException:

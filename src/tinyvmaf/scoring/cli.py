@@ -22,7 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..contract import TEACHER
-    from .score import format_table, score
+    from .scorer import format_table, score
 
     result = score(
         args.ref,

@@ -15,6 +15,7 @@ and params give the same file on any machine), ``plots/train/<arch>.csv``.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import tempfile
@@ -54,6 +55,9 @@ def run_train(
     track: bool = True,
 ) -> SweepResult:
     """Train the sweep, copy the winner's checkpoint to ``ckpt`` and write the metrics and curves (all atomic)."""
+    for path in (labels, samples):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     archs = resolve_archs(params, conf_dir)
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-train-") as tmp:
         sweep = run_sweep(params, archs, labels, samples, workdir=Path(tmp), jobs=params.train.jobs, track=track)

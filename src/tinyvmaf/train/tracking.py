@@ -175,9 +175,10 @@ class MlflowSweepCallback(HydraCallback):
         self.t0 = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from ..config.params import validate
+        from ..config.params import validate, without_run_options
 
-        cfg = validate(config, source="conf/")
+        task, _ = without_run_options(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+        cfg = validate(task, source="conf/")
         self.tracker = Tracker(cfg)
         overrides = list(config.hydra.overrides.task) if "hydra" in config else []
         sweep_params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}) if "hydra" in config else {}

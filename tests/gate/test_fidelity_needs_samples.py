@@ -1,0 +1,59 @@
+"""The point of the sample stage, as a test: one config, trained without samples it fails the gate's
+fidelity checks (dense set, test contents, golden pairs), trained with them it passes.
+
+Both runs go through the real stages (``tinyvmaf sample``, ``train``, ``export``, ``gate``) with the
+default gate thresholds; only the sample size and the epochs are cut so that it fits in the suite.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tinyvmaf.cli import main
+
+from kit import Kit
+
+pytestmark = pytest.mark.slow
+
+#: One arch, a smaller sample, more epochs over it: ~15k optimiser steps, about a minute on one core.
+SMALL = (
+    "sweep=single",
+    "arch=mlp_32x2",
+    "sample.count=300000",
+    "sample.val_count=20000",
+    "train.epochs=50",
+    "train.jobs=1",
+)
+
+
+def pipeline(kit: Kit, out: Path, *, samples: bool) -> dict:
+    paths = {
+        "samples": out / "samples.parquet",
+        "sample_metrics": out / "sample.json",
+        "ckpt": out / "best.ckpt",
+        "train_metrics": out / "train.json",
+        "train_plots": out / "plots",
+        "model_dir": out / "model",
+        "onnx": out / "model" / "vmaf_tiny_fr_v2_nflx.onnx",
+    }
+    params = kit.params(out, *SMALL, *(f"paths.{k}={v}" for k, v in paths.items()))
+    p = ["--params", str(params)]
+    assert main(["sample", *p]) == 0
+    assert main(["train", *p, "--no-mlflow", *([] if samples else ["--no-samples"])]) == 0
+    assert main(["export", *p]) == 0
+    main(["gate", *p, "--checks", "fidelity"])
+    return json.loads((out / "gate.json").read_text())["checks"]["fidelity"]
+
+
+def test_the_gate_fails_without_samples_and_passes_with_them(kit: Kit, tmp_path: Path) -> None:
+    without = pipeline(kit, tmp_path / "without", samples=False)
+    with_ = pipeline(kit, tmp_path / "with", samples=True)
+    assert with_["pass"] is True, with_["criteria"]
+    assert without["pass"] is False
+    failed = {k for k, c in without["criteria"].items() if not c["pass"]}
+    assert {"dense/rmse", "dense/max_abs"} <= failed, without["criteria"]
+    for k in ("dense/rmse", "dense/max_abs", "golden/pooled_abs_max"):
+        assert with_["criteria"][k]["value"] < without["criteria"][k]["value"], k
