@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export MLFLOW_ALLOW_FILE_STORE ?= false
 
-.PHONY: setup system-deps run test lint bench params ui corpus
+.PHONY: setup system-deps run test lint bench bench-full params ui corpus loco stress check-lock release
 
 setup: $(STAMP)
 
@@ -24,8 +24,11 @@ data/manifest.csv: | $(STAMP)
 
 corpus: data/manifest.csv
 
+# The pipeline, then the gated model into the MLflow Model Registry (its own step: a stage
+# restored from the run-cache does not run, so registration cannot live inside one).
 run: setup corpus
 	dvc repro
+	tinyvmaf model promote
 
 # Debian's chromium + chromedriver for the MLflow UI browser test (idempotent).
 system-deps:
@@ -39,9 +42,31 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks train.py
 	$(BIN)/ruff format --check src tests benchmarks train.py
 
-# Speed targets, measured as ratios against a baseline run side by side.
+# Leave-one-content-out over the corpus: one retraining per content (slow; not part of `make run`).
+# Writes metrics/loco.json (commit it); `dvc repro` then puts it in the model card.
+loco: setup corpus
+	dvc repro label
+	tinyvmaf eval --loco
+	dvc repro
+
+# The queued-sweep path (`tinyvmaf queue`) ten times in a row, each with new experiments.
+stress: setup
+	TINYVMAF_STRESS_ROUNDS=10 $(BIN)/python -m pytest -q tests/pipeline/test_experiments.py -k queued
+
+# A fresh clone runs the pipeline and must leave git clean: the committed dvc.lock is reproducible.
+check-lock:
+	bash scripts/check-lock.sh
+
+# Copy the gated model into the package (src/tinyvmaf/packaged); review and commit it yourself.
+release: setup
+	tinyvmaf model release
+
+# Speed, measured as ratios against a baseline run side by side (benchmarks/README.md).
 bench: setup
-	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/run.py
+
+bench-full: setup
+	$(BIN)/python benchmarks/run.py --full
 
 params: setup
 	tinyvmaf params

@@ -60,6 +60,13 @@ FAST_CONF: dict[str, object] = {
     "gate.fidelity.golden.pooled_abs_max": 100.0,
 }
 
+#: Secrets a user's environment may hold; nothing the project writes may contain them.
+CANARY = f"canary-{uuid.uuid4().hex}"
+CANARY_ENV = {
+    "AWS_SECRET_ACCESS_KEY": f"{CANARY}-aws",
+    "MLFLOW_TRACKING_PASSWORD": f"{CANARY}-mlflow",
+}
+
 #: Timings (label → seconds) printed at the end of the session.
 TIMINGS: dict[str, float] = {}
 
@@ -362,7 +369,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pi
     cache = root / "A-extract-cache"
     extra = {"TINYVMAF_CACHE_DIR": str(cache)}
     t0 = time.perf_counter()
-    out = run(["dvc", "repro"], proj, extra, timeout=900)
+    # With secrets in the environment, as on a team member's machine: tests/pipeline/test_secrets.py
+    # searches everything this run wrote for them.
+    out = run(["dvc", "repro"], proj, {**extra, **CANARY_ENV}, timeout=900)
     seconds = time.perf_counter() - t0
     TIMINGS["A: dvc repro (full pipeline, empty caches)"] = seconds
     for stage in ("extract", "golden", "label", "sample", "train", "export", "gate"):

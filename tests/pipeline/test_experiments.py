@@ -11,6 +11,7 @@ the metrics the stages wrote, so an override that never reached the model fails.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,10 +95,17 @@ def test_exp_run_with_a_train_param(exp_repo: tuple[Path, dict[str, str]]) -> No
     run(["dvc", "checkout", "--force"], repo, env)
 
 
-def test_queued_arch_sweep_and_exp_show(exp_repo: tuple[Path, dict[str, str]]) -> None:
+#: `make stress` runs the queued sweep this many times in a row (CI: once); each round trains new experiments.
+ROUNDS = int(os.environ.get("TINYVMAF_STRESS_ROUNDS", "1"))
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_queued_arch_sweep_and_exp_show(exp_repo: tuple[Path, dict[str, str]], round_: int) -> None:
     repo, env = exp_repo
     before = set(experiments(repo, env))
-    out = run(["dvc", "exp", "run", "-S", "arch=mlp_32x2,mlp_64x2", "-S", "sweep=single", "--queue"], repo, env)
+    seed = [] if round_ == 0 else ["-S", f"seed={1234 + round_}"]  # round 0 is the default config
+    queue = ["dvc", "exp", "run", "-S", "arch=mlp_32x2,mlp_64x2", "-S", "sweep=single", *seed, "--queue"]
+    out = run(queue, repo, env)
     assert out.count("Queued experiment") == 2, out
     # Not `dvc exp run --run-all -j 2`: its workers can hang after every experiment succeeded
     # (DVC #10398, #10428). `tinyvmaf queue` waits on the tasks, with a deadline, and stops the workers.

@@ -206,6 +206,8 @@ def test_s3_remote_shares_run_cache(tmp_path: Path, pipeline: Pipeline) -> None:
         )
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
         assert any("/runs/" in k for k in keys), keys  # the run-cache went up
+        got = artifacts_get(pipeline, tmp_path, s3, no_aws)
+        assert files_containing(got, S3_SECRET) == []
         leaked = [k for k in keys if S3_SECRET.encode() in client.get_object(Bucket=s3.bucket, Key=k)["Body"].read()]
         assert leaked == []
 
@@ -216,6 +218,32 @@ def test_s3_remote_shares_run_cache(tmp_path: Path, pipeline: Pipeline) -> None:
         assert S3_SECRET not in run(["git", "log", "--all", "-p"], repo), f"{repo.name}: the secret is in git"
     for clone in clones:
         assert files_containing(clone, S3_SECRET) == [], clone.name
+
+
+def artifacts_get(pipeline: Pipeline, root: Path, s3: S3, no_aws: dict[str, str]) -> Path:
+    """``dvc artifacts get`` of the model artifact (dvc.yaml ``artifacts:``) from the S3 remote, outside any repo."""
+    from servers import S3_KEY_ID, S3_SECRET
+
+    cfg = root / "remote.config"
+    cfg.write_text(
+        f"[core]\n    remote = team\n['remote \"team\"']\n    url = s3://{s3.bucket}/tinyvmaf\n"
+        f"    endpointurl = {s3.endpoint}\n    region = us-east-1\n"
+    )
+    out = root / "artifact"
+    env = {**no_aws, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    outside = root / "elsewhere"
+    outside.mkdir()
+    # A version of the artifact is a git tag (GTO's `vmaf-tiny-fr@v0.1.0`); `dvc artifacts get` resolves it.
+    run(["gto", "register", "vmaf-tiny-fr", "--version", "v0.1.0", "-m", "gated demo model"], pipeline.path)
+    get = ["dvc", "artifacts", "get", str(pipeline.path), "vmaf-tiny-fr", "-o", str(out), "--config", str(cfg)]
+    run(get, outside, env)
+    tiny = pipeline.path / "model" / "tiny"
+    names = sorted(p.name for p in tiny.iterdir())
+    assert names == ["registry.json", "vmaf_tiny_fr_v2_nflx.json", "vmaf_tiny_fr_v2_nflx.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        assert (out / name).read_bytes() == (tiny / name).read_bytes(), name
+    return out
 
 
 @pytest.mark.slow

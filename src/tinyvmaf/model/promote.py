@@ -145,6 +145,8 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path) -> Promotion:
         tracker.end_run(run_id, "FAILED", only_running=True)
         raise
     tracker.end_run(run_id, only_running=True)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=params.export.description)
     try:
         current = client.get_model_version_by_alias(name, alias)
     except Exception:  # noqa: BLE001 - MLflow raises a RestException when the alias is unset

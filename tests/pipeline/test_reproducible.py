@@ -1,0 +1,51 @@
+"""The same data and params give the same outputs, byte for byte, in another clone (a reproducible dvc.lock).
+
+Clone B checks out A's commit before its pipeline ran (no dvc.lock), with its
+own empty DVC cache and extraction cache, runs ``dvc repro`` from scratch and
+must write exactly A's ``dvc.lock``: the same md5 for every output (the ONNX
+file, its sidecar and registry, the model card and figures, every metric and
+report, the checkpoint, the parquet files).  Nothing in an output may depend on
+the commit, the clock, the host or the path of the clone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+
+from project import run
+from servers import BASE_BRANCH
+
+if TYPE_CHECKING:
+    from servers import Pipeline
+
+pytest_plugins = ["servers"]
+pytestmark = pytest.mark.slow
+
+
+def outs(lock: dict) -> dict[str, str]:
+    return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+
+
+def test_a_fresh_clone_reproduces_the_lock(pipeline: Pipeline, tmp_path: Path) -> None:
+    b = tmp_path / "B"
+    run(["git", "clone", "-q", "--branch", BASE_BRANCH, str(pipeline.path), str(b)], tmp_path)
+    assert not (b / "dvc.lock").exists()
+    # The corpus comes from A's cache as a local remote would provide it.
+    run(["dvc", "remote", "add", "-d", "--local", "a", str(pipeline.path / ".dvc" / "cache")], b)
+    run(["dvc", "pull", "-q", "data.dvc"], b)
+    out = run(["dvc", "repro"], b, {"TINYVMAF_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    for stage in ("extract", "golden", "label", "sample", "train", "export", "gate"):
+        assert f"Running stage '{stage}'" in out, out  # really recomputed, not restored
+    a_lock = yaml.safe_load((pipeline.path / "dvc.lock").read_text())
+    b_lock = yaml.safe_load((b / "dvc.lock").read_text())
+    a_outs, b_outs = outs(a_lock), outs(b_lock)
+    assert set(a_outs) == set(b_outs) and len(a_outs) >= 15
+    differ = sorted(p for p in a_outs if a_outs[p] != b_outs[p])
+    assert not differ, f"outputs that differ between two runs of the same pipeline: {differ}"
+    assert (b / "dvc.lock").read_text() == (pipeline.path / "dvc.lock").read_text()
+    for rel in ("model/tiny/vmaf_tiny_fr_v2_nflx.onnx", "reports/model_card.md", "metrics/gate.json"):
+        assert (b / rel).read_bytes() == (pipeline.path / rel).read_bytes(), rel
