@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from ..common.atomic import atomic_write_text
-from ..contract import FEATURES
 from ..common.provenance import file_sha256
+from ..contract import FEATURES
 from ..media.video import Video
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,10 @@ class PairCache:
         path = self._path(key)
         try:
             frames = json.loads(path.read_bytes())["frames"]
-            if not isinstance(frames, list) or not frames or not all(
-                isinstance(f, dict) and all(isinstance(f.get(k), float) for k in FEATURES) for f in frames
+            if (
+                not isinstance(frames, list)
+                or not frames
+                or not all(isinstance(f, dict) and all(isinstance(f.get(k), float) for k in FEATURES) for f in frames)
             ):
                 raise ValueError("not a list of frames with the six features")
             return frames
