@@ -131,7 +131,10 @@ def test_schema_repeats_no_default() -> None:
 
     from omegaconf import MISSING
 
+    from tinyvmaf.config.schema import MISSING as SCHEMA_MISSING
     from tinyvmaf.config.schema import Config
+
+    assert SCHEMA_MISSING == MISSING  # OmegaConf's marker, spelled out so the schema need not import OmegaConf
 
     def walk(cls: type, prefix: str = "") -> list[str]:
         out = []
@@ -141,7 +144,7 @@ def test_schema_repeats_no_default() -> None:
                 if sub is not None and dataclasses.is_dataclass(sub):
                     out += walk(type(sub), f"{prefix}{f.name}.")
                     continue
-            if f.default is not MISSING:
+            if f.default != MISSING:
                 out.append(f"{prefix}{f.name}")
         return out
 

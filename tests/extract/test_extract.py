@@ -342,3 +342,38 @@ def test_y4m_input(tmp_path: Path) -> None:
         ).frames
         == res.frames
     )
+
+
+def test_a_short_container_is_caught_from_the_runs_own_statistics(
+    clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No probe of the distorted clip under the default policy: FFmpeg's decoder counts say it is short."""
+    from tinyvmaf.extract import libvmaf
+
+    short = tmp_path / "d38_8.mkv"
+    raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{H}", "-i", str(clips["d38_8.yuv"])]
+    subprocess.run([FF, "-loglevel", "error", *raw, *X264, "-crf", "38", str(short)], check=True)
+    probed = []
+    real_probe = libvmaf.probe
+    monkeypatch.setattr(libvmaf, "probe", lambda v, ff: probed.append(v.path) or real_probe(v, ff))
+    ref = Video(clips["ref.mkv"])
+    with pytest.raises(FrameCountMismatch, match=rf"reference {ref.path} has {N}, distorted {short} has 8"):
+        run_pair(ref, Video(short), ffmpeg=FF, teachers=TEACHERS, frame_policy="error")
+    assert short not in probed  # counted from the run, not by a separate probe
+    # An FFmpeg that prints no statistics: the clip is probed instead, with the same verdict.
+    monkeypatch.setattr(libvmaf, "decoded_frames", lambda stderr: {})
+    with pytest.raises(FrameCountMismatch, match="has 8"):
+        run_pair(ref, Video(short), ffmpeg=FF, teachers=TEACHERS, frame_policy="error")
+    assert short in probed
+
+
+def test_decoded_frames_parses_ffmpegs_statistics() -> None:
+    from tinyvmaf.extract.libvmaf import decoded_frames
+
+    text = (
+        "[in#0/matroska,webm @ 0x1]   Input stream #0:0 (video): 48 packets read (298624 bytes); "
+        "48 frames decoded; 0 decode errors;\n"
+        "[in#1/rawvideo @ 0x2]   Input stream #1:0 (video): 50 packets read (1 bytes); 50 frames decoded;\n"
+    )
+    assert decoded_frames(text) == {0: 48, 1: 50}
+    assert decoded_frames("nothing here") == {}

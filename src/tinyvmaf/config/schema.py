@@ -14,11 +14,14 @@ dataclasses with ``MISSING`` values while building the schema.)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from omegaconf import MISSING
 
 from ..contract import FEATURES
+
+#: OmegaConf's marker of a mandatory value (``omegaconf.MISSING`` is this very string); spelled out
+#: here so that importing the schema does not import OmegaConf.
+MISSING: Any = "???"
 
 
 class ConfigError(ValueError):

@@ -17,6 +17,7 @@ graph is built so that nothing happens silently:
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 from ..config.schema import FRAME_POLICIES, TEACHERS
 from ..contract import FEATURES
 from ..media.ffmpeg import run_ffmpeg
-from ..media.video import SUPPORTED_PIX_FMTS, MediaError, Video, probe
+from ..media.video import SUPPORTED_PIX_FMTS, MediaError, Video, probe, probe_once
 
 
 class FrameCountMismatch(MediaError):
@@ -72,6 +73,15 @@ def build_filtergraph(
     )
 
 
+#: FFmpeg's end-of-run statistics at ``-v verbose``: frames each input's decoder produced.
+_DECODED_RE = re.compile(r"Input stream #(?P<file>\d+):\d+ \(video\):.*?(?P<n>\d+) frames decoded")
+
+
+def decoded_frames(stderr: str) -> dict[int, int]:
+    """``{input file index: frames decoded}`` from a verbose FFmpeg run (empty when the build prints none)."""
+    return {int(m["file"]): int(m["n"]) for m in _DECODED_RE.finditer(stderr)}
+
+
 def run_pair(
     ref: Video,
     dist: Video,
@@ -80,26 +90,41 @@ def run_pair(
     teachers: tuple[str, ...] | list[str],
     frame_policy: str,
 ) -> PairResult:
-    """Score ``dist`` against ``ref`` with libvmaf; one FFmpeg process."""
+    """Score ``dist`` against ``ref`` with libvmaf: one FFmpeg process per pair (plus a probe per reference file).
+
+    The reference is probed (once per file and process: a ladder's rungs share
+    it) for the size and pixel format the graph converts to.  The distorted
+    clip is not probed under the default ``error`` policy: FFmpeg decodes both
+    inputs to the end anyway (it repeats the shorter one's last frame), so the
+    run's own statistics say how many frames each had, and a mismatch is an
+    error naming both files after the run.  ``truncate`` needs both counts
+    before the run (frames are cut at the input, where libvmaf's motion of the
+    last common frame cannot see beyond it), so it probes the distorted clip too.
+    """
     if frame_policy not in FRAME_POLICIES:
         raise ValueError(f"frame_policy must be one of {FRAME_POLICIES}, got {frame_policy!r}")
-    pr, pd_ = probe(ref, ffmpeg), probe(dist, ffmpeg)
+    pr = probe_once(ref, ffmpeg)
     n_frames: int | None = None
-    if pr.frames != pd_.frames:
+    dist_frames: int | None = probe(dist, ffmpeg).frames if (dist.is_raw or frame_policy == "truncate") else None
+    if dist_frames is not None and dist_frames != pr.frames:
         if frame_policy == "error":
-            raise FrameCountMismatch(
-                f"frame counts differ: reference {ref.path} has {pr.frames}, distorted {dist.path} has "
-                f"{pd_.frames} (set extract.frame_policy=truncate to score the common frames)"
-            )
-        n_frames = min(pr.frames, pd_.frames)
+            raise mismatch(ref, dist, pr.frames, dist_frames)
+        n_frames = min(pr.frames, dist_frames)
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-") as tmp:
         log_path = Path(tmp) / "vmaf.json"
         graph = build_filtergraph((pr.width, pr.height), pr.pix_fmt, log_path, teachers, n_frames)
-        run_ffmpeg(
+        proc = run_ffmpeg(
             [*dist.input_args(), *ref.input_args(), "-lavfi", graph, "-f", "null", "-"],
             ffmpeg,
             what=f"running libvmaf on ref={ref.path} dist={dist.path}",
+            loglevel="verbose",
         )
+        if dist_frames is None:
+            dist_frames = decoded_frames(proc.stderr).get(0)
+            if dist_frames is None:  # an FFmpeg that prints no statistics: count the old way
+                dist_frames = probe(dist, ffmpeg).frames
+            if dist_frames != pr.frames:
+                raise mismatch(ref, dist, pr.frames, dist_frames)
         log = json.loads(log_path.read_text())
     frames = [_frame_row(f, teachers) for f in log["frames"]]
     expected = n_frames if n_frames is not None else pr.frames
@@ -107,7 +132,14 @@ def run_pair(
         raise MediaError(
             f"libvmaf scored {len(frames)} frames for ref={ref.path} dist={dist.path}, expected {expected}"
         )
-    return PairResult(frames=frames, ref_frames=pr.frames, dist_frames=pd_.frames)
+    return PairResult(frames=frames, ref_frames=pr.frames, dist_frames=dist_frames)
+
+
+def mismatch(ref: Video, dist: Video, n_ref: int, n_dist: int) -> FrameCountMismatch:
+    return FrameCountMismatch(
+        f"frame counts differ: reference {ref.path} has {n_ref}, distorted {dist.path} has "
+        f"{n_dist} (set extract.frame_policy=truncate to score the common frames)"
+    )
 
 
 def _frame_row(frame: dict, teachers: tuple[str, ...] | list[str]) -> dict[str, float]:

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from ..common.atomic import atomic_path
 from ..config.schema import ExtractConfig
@@ -27,6 +25,9 @@ from ..media.ffmpeg import FFmpegError, FFmpegInfo, ffmpeg_info
 from ..media.video import MediaError
 from .cache import PairCache, default_cache_dir, pair_key
 from .libvmaf import run_pair
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def extract_pairs(
 
     workers = cfg.workers or os.cpu_count() or 1
     if todo:
+        from tqdm import tqdm
+
         log.info("extracting %d pair(s) with %d worker(s); %d from cache", len(todo), workers, stats.cached)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(work, item): item[0] for item in todo}
@@ -117,6 +120,8 @@ def extract_pairs(
 
 def frames_table(pairs: list[Pair], results: dict[str, list[dict[str, float]]], teachers) -> pd.DataFrame:
     """Long table: ``key, content, frame``, canonical-6 features, one column per teacher."""
+    import pandas as pd  # here, not at import: scoring one pair never builds a table
+
     records = []
     for p in pairs:
         for i, row in enumerate(results[p.key]):

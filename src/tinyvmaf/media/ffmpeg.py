@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -48,8 +49,40 @@ class FFmpegInfo:
     digest: str
 
 
+def _memo_file(path: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinyvmaf" / "ffmpeg"
+    return base / f"{hashlib.sha1(path.encode()).hexdigest()}.json"
+
+
 @functools.lru_cache(maxsize=8)
 def _inspect(path: str) -> FFmpegInfo:
+    """Version, libvmaf check and sha256 of a binary; remembered on disk per (path, size, mtime, inode).
+
+    Hashing an 80 MB static FFmpeg and running it twice costs ~0.3 s, which
+    every ``tinyvmaf score`` would otherwise pay before its one libvmaf run.
+    """
+    st = Path(path).stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    memo = _memo_file(path)
+    try:
+        doc = json.loads(memo.read_text())
+        if doc.get("stamp") == stamp and doc.get("path") == path:
+            return FFmpegInfo(path=path, version=doc["version"], digest=doc["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    info = _inspect_uncached(path)
+    try:
+        from ..common.atomic import atomic_write_text
+
+        atomic_write_text(
+            memo, json.dumps({"path": path, "stamp": stamp, "version": info.version, "digest": info.digest})
+        )
+    except OSError:
+        pass  # a read-only home: inspect again next time
+    return info
+
+
+def _inspect_uncached(path: str) -> FFmpegInfo:
     try:
         version = subprocess.run(
             [path, "-hide_banner", "-version"], capture_output=True, text=True, check=True

@@ -124,3 +124,20 @@ def probe(video: Video, ffmpeg: str) -> Probe:
     if not stream or not frames:
         raise MediaError(f"{video.path}: could not find a video stream and its frame count")
     return Probe(int(stream["w"]), int(stream["h"]), stream["pix"], int(frames[-1]))
+
+
+_probe_memo: dict[tuple[str, str, int, int, str | None, int | None, int | None], Probe] = {}
+
+
+def probe_once(video: Video, ffmpeg: str) -> Probe:
+    """:func:`probe`, remembered per file identity (path, size, mtime) and declared geometry in this process.
+
+    A ladder's rungs share one reference: it is read once, not once per rung.
+    """
+    if not video.path.is_file():
+        raise MediaError(f"{video.path}: no such file")
+    st = video.path.stat()
+    key = (str(video.path.resolve()), ffmpeg, st.st_size, st.st_mtime_ns, video.pix_fmt, video.width, video.height)
+    if key not in _probe_memo:
+        _probe_memo[key] = probe(video, ffmpeg)
+    return _probe_memo[key]

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -214,6 +215,12 @@ class FrameDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> EvalBatches:
         return EvalBatches(self.splits["test"], self.EVAL_BATCH)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Batches are slices of tensors already on the CPU: nothing to move (Lightning would walk the dict)."""
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def has_mos(self, split: str = "train") -> bool:
         return bool(torch.isfinite(self.splits[split].mos100).any())

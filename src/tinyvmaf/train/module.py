@@ -87,12 +87,17 @@ class LitStudent(pl.LightningModule):
         super().__init__()
         # width/depth/activation/dropout at the top level: the checkpoint contract load_student() reads.
         self.save_hyperparameters()
+        # Manual optimisation: one zero_grad/backward/step/scheduler-step per batch, without the closure and
+        # hook machinery of automatic optimisation, which costs more than a 6→64→64→64→1 step itself.
+        self.automatic_optimization = False
         self.student = StudentMLP(int(width), int(depth), activation=str(activation), dropout=float(dropout))
         self.mos_targets: torch.Tensor | None = None  # per train pair, 0-100; not saved (data, not model)
         self.val_frames = 0  # how many leading val rows are real frames (the rest dense vectors)
         self.history: list[dict[str, float]] = []
-        self._train_sum = 0.0
+        self._train_sum = torch.zeros((), dtype=torch.float64)
         self._train_n = 0
+        self._opt: Any = None
+        self._sched: Any = None
         self._val_pred: list[torch.Tensor] = []
         self._val_y: list[torch.Tensor] = []
 
@@ -136,13 +141,23 @@ class LitStudent(pl.LightningModule):
         counts = pred.new_zeros(len(pairs)).index_add(0, inv, torch.ones_like(pred[known]))
         return F.huber_loss(sums / counts, self.mos_targets.to(pred.device)[pairs], delta=self.hparams.huber_delta)
 
+    def on_train_start(self) -> None:
+        # Looked up once: Lightning rebuilds these handles on every call.
+        self._opt = self.optimizers()  # Lightning's wrapper: its step() advances trainer.global_step
+        self._sched = self.lr_schedulers()
+
     def on_train_epoch_start(self) -> None:
-        self._train_sum, self._train_n = 0.0, 0
+        self._train_sum, self._train_n = torch.zeros((), dtype=torch.float64), 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._opt.zero_grad(set_to_none=True)
         loss = self.loss(batch)
+        self.manual_backward(loss)
+        self._opt.step()
+        if self._sched is not None:
+            self._sched.step()
         n = int(batch["y"].shape[0])
-        self._train_sum += float(loss.detach()) * n
+        self._train_sum += loss.detach().double() * n
         self._train_n += n
         return loss
 
@@ -161,7 +176,7 @@ class LitStudent(pl.LightningModule):
         raw = torch.cat(self._val_pred)
         y = torch.cat(self._val_y)
         rec = {"epoch": int(self.current_epoch), **val_metrics(raw, y, self.val_frames, self.hparams)}
-        rec["train_loss"] = self._train_sum / self._train_n if self._train_n else math.nan
+        rec["train_loss"] = float(self._train_sum) / self._train_n if self._train_n else math.nan
         self.history.append(rec)
         for k in METRICS:
             self.log(k, rec[k], on_epoch=True, prog_bar=k == MONITOR)
