@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-
 from ..contract import FEATURES
 
 #: OmegaConf's marker of a mandatory value (``omegaconf.MISSING`` is this very string); spelled out
