@@ -101,6 +101,7 @@ class Kit:
             "golden_frames": self.golden_frames,
             "golden_metrics": self.golden_metrics,
             "ckpt": self.ckpt,
+            "arch_ckpts": out / "archs",  # none: the kit trained one student, not a sweep
             "train_metrics": self.train_json,
             "onnx": self.onnx,
             "model_dir": self.model_dir,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -185,9 +186,10 @@ def test_sidecar_and_registry_round_trip(kit: Kit) -> None:
 def test_evaluation_and_model_card(kit: Kit) -> None:
     out = kit.root / "export"
     ev = json.loads((out / "eval.json").read_text())
-    assert set(ev) == {MODEL_ID, "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}
+    assert set(ev) == {MODEL_ID, "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}  # no swept archs beside the kit
+    assert ev[MODEL_ID]["n_params"] == 1313 and ev["vmaf_tiny_v4"]["n_params"] == 3073  # v4's sidecar says 3073
     for figs in ev.values():
-        assert set(figs) == {"dense", "test", "golden"}
+        assert set(figs) == {"dense", "test", "golden", "n_params"}
         assert figs["dense"]["n"] == 100_000 and set(figs["golden"]["pooled"]) >= {"src01_576x324_10bit"}
     card = (out / "model_card.md").read_text()
     n_params = load_student(kit.ckpt)[0].n_parameters()
@@ -218,10 +220,15 @@ def test_model_card_shows_loco_and_says_when_it_is_stale(kit: Kit, tmp_path: Pat
         "worst": {"rmse": 0.02, "max_abs": 0.1},
     }
     (tmp_path / "loco.json").write_text(json.dumps(loco))
+    (tmp_path / "archs").mkdir()
+    shutil.copy(kit.ckpt, tmp_path / "archs" / "mlp_32x2.ckpt")  # a swept arch's checkpoint: measured too
     cfg = kit.config(tmp_path)
     export_model(cfg, replace(ExportPaths.from_params(cfg), onnx=tmp_path / "m" / f"{MODEL_ID}.onnx"))
     card = (tmp_path / "model_card.md").read_text()
     assert "| c01 | 48 | 0.0200 |" in card and "**Stale:**" in card and "other.dir" in card
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    assert ev["sweep/mlp_32x2"]["dense"] == ev[MODEL_ID]["dense"]  # the same weights, the same figures
+    assert "| sweep/mlp_32x2 | 1,313 |" in card
 
 
 def test_provenance_readers(tmp_path: Path) -> None:

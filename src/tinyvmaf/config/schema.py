@@ -67,6 +67,7 @@ class PathsConfig:
     samples: str = MISSING
     sample_metrics: str = MISSING
     ckpt: str = MISSING
+    arch_ckpts: str = MISSING
     train_metrics: str = MISSING
     train_plots: str = MISSING
     model_dir: str = MISSING

@@ -51,11 +51,13 @@ def comparison_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], set
     """Markdown rows: one model per row, the six figures (and the worst pooled error) of one set."""
     cols = ["rmse", "max_abs", "p99_abs", "plcc", "srocc", "within"]
     pooled = any("pooled_abs_max" in r[set_name] for r in results.values())
-    head = ["model", *cols, *(["max pooled"] if pooled else [])]
+    sized = any("n_params" in r for r in results.values())
+    head = ["model", *(["params"] if sized else []), *cols, *(["max pooled"] if pooled else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         f = r[set_name]
-        cells = [name, *(f"{f[c]:.4f}" if c != "within" else f"{100 * f[c]:.2f} %" for c in cols)]
+        size = [f"{r['n_params']:,}" if "n_params" in r else ""] if sized else []
+        cells = [name, *size, *(f"{f[c]:.4f}" if c != "within" else f"{100 * f[c]:.2f} %" for c in cols)]
         if pooled:
             cells.append(f"{f.get('pooled_abs_max', float('nan')):.4f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExportPaths:
     ckpt: Path
+    arch_ckpts: Path
     labels: Path
     golden_frames: Path
     train_metrics: Path
@@ -93,10 +94,46 @@ def _package_version() -> str:
         return "0"
 
 
+#: eval.json / model card name of a swept arch's own best checkpoint.
+SWEEP_PREFIX = "sweep/"
+
+
+def arch_checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+
+
+def sweep_models(folder: Path, opset: int) -> dict[str, Any]:
+    """Every swept arch's best checkpoint as ONNX Runtime would run it: the winner's competitors, measured too."""
+    from ..student.checkpoint import load_student
+
+    out = {}
+    for path in arch_checkpoints(folder):
+        student, _ = load_student(path)
+        session = ort_session(build_student_graph(student, opset=opset).SerializeToString())
+
+        def run(x: np.ndarray, s: Any = session) -> np.ndarray:
+            (y,) = s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})
+            return y
+
+        out[f"{SWEEP_PREFIX}{path.stem}"] = run
+    return out
+
+
+def onnx_parameters(path: Path) -> int:
+    """Weights and biases of a graph's Gemm/MatMul layers (what model sizes usually count; not a scaler's)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    used = {i for n in model.graph.node if n.op_type in ("Gemm", "MatMul") for i in n.input[1:]}
+    return sum(sizes.get(name, 0) for name in used)
+
+
 def heldout_summary(evaluation: dict[str, dict[str, Any]], val: dict[str, float]) -> dict[str, Any]:
     """What the ONNX metadata and sidecar record: per set the headline figures (no per-pair detail)."""
     keep = ("rmse", "max_abs", "p99_abs", "plcc", "srocc", "within", "n", "pooled_abs_max")
-    return {"val": val, **{s: {k: v for k, v in f.items() if k in keep} for s, f in evaluation.items()}}
+    sets = {s: {k: v for k, v in f.items() if k in keep} for s, f in evaluation.items() if isinstance(f, dict)}
+    return {"val": val, **sets}
 
 
 def export_model(params: Config, paths: ExportPaths) -> ExportResult:
@@ -117,8 +154,14 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
 
     preds = {s.name: ours(s.x).astype(np.float64) for s in sets}
     peers = load_peers(paths.peers_dir, params.evaluate.peers)
-    models = {ex.id: ours, **{name: m.predict for name, m in peers.items()}}
+    models = {ex.id: ours, **sweep_models(paths.arch_ckpts, ex.opset), **{n: m.predict for n, m in peers.items()}}
     evaluation = measure_models(models, sets, within=within)
+    sizes = {ex.id: student.n_parameters(), **{n: onnx_parameters(m.path) for n, m in peers.items()}}
+    sizes.update(
+        {f"{SWEEP_PREFIX}{p.stem}": load_student(p)[0].n_parameters() for p in arch_checkpoints(paths.arch_ckpts)}
+    )
+    for name, n in sizes.items():
+        evaluation[name]["n_params"] = n
     winner, val = winner_val_metrics(paths.train_metrics)
     val = {k: round(v, 6) for k, v in val.items()}
     version = data_version(paths.data_dvc)

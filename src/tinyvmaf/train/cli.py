@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         labels=Path(args.labels or p.labels),
         samples=None if args.no_samples else Path(args.samples or p.samples),
         ckpt=out,
+        arch_ckpts=Path(p.arch_ckpts),
         metrics=Path(args.metrics or p.train_metrics),
         plots=Path(args.plots or p.train_plots),
         conf_dir=args.conf_dir,

@@ -7,7 +7,8 @@ silently drop the override.  The arch *definitions* come from
 the selected ``arch`` node of params.yaml replaces its namesake, so
 ``-S arch.width=48`` reaches the model too.
 
-Outputs: the winner's checkpoint (:func:`~tinyvmaf.train.loop.choose_winner`),
+Outputs: the winner's checkpoint (:func:`~tinyvmaf.train.loop.choose_winner`), every
+arch's best checkpoint (``models/archs/<arch>.ckpt``: export measures each),
 ``metrics/train.json`` (every arch's val metrics at its best epoch, and the
 winner; no test numbers — test is the gate's; no wall times — the same data
 and params give the same file on any machine), ``plots/train/<arch>.csv``.
@@ -49,6 +50,7 @@ def run_train(
     labels: Path,
     samples: Path | None,
     ckpt: Path,
+    arch_ckpts: Path,
     metrics: Path,
     plots: Path,
     conf_dir: str | Path = CONF_DIR,
@@ -63,6 +65,12 @@ def run_train(
         sweep = run_sweep(params, archs, labels, samples, workdir=Path(tmp), jobs=params.train.jobs, track=track)
         with atomic_path(ckpt) as dst:
             shutil.copyfile(sweep.winner.ckpt_path, dst)
+        if arch_ckpts.is_dir():  # a rerun with fewer archs must not leave stale checkpoints behind
+            for old in arch_ckpts.glob("*.ckpt"):
+                old.unlink()
+        for r in sweep.results:
+            with atomic_path(arch_ckpts / f"{r.arch}.ckpt") as dst:
+                shutil.copyfile(r.ckpt_path, dst)
     if plots.is_dir():  # a manual rerun with fewer archs must not leave stale curves behind
         for old in plots.glob("*.csv"):
             old.unlink()

@@ -96,13 +96,23 @@ class Tracker:
 
         self.uri = tracking_uri(cfg)
         self.client = MlflowClient(tracking_uri=self.uri)
-        name = cfg.mlflow.experiment
-        exp = self.client.get_experiment_by_name(name)
-        if exp is None:
-            self.experiment_id = self.client.create_experiment(name, artifact_location=artifact_location(self.uri))
-        else:
-            self.experiment_id = exp.experiment_id
+        self.experiment_id = self.experiment(cfg.mlflow.experiment)
         self.tags = run_tags(cfg)
+
+    def experiment(self, name: str) -> str:
+        """The experiment's id, creating it if needed; two clients creating it at once both end up with it."""
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=artifact_location(self.uri))
+        except MlflowException:
+            exp = self.client.get_experiment_by_name(name)  # another client created it in between
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     def start_run(
         self, name: str, cfg: Config | None = None, *, parent_run_id: str | None = None, tags: dict | None = None
