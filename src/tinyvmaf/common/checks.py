@@ -126,6 +126,18 @@ class Report:
             for line in check.failures() if not check.passed else []:
                 print(f"          {line}", file=stream)
 
+    def verdict(self, stage: str, outputs: list[Any], note: str = "") -> int:
+        """Print each check, then one line (stdout when passed, stderr naming the failed checks); the exit code."""
+        import sys
+
+        self.print_summary(sys.stdout)
+        files = " and ".join(str(o) for o in outputs)
+        if self.passed:
+            print(f"{stage} passed{note}; wrote {files}")
+            return 0
+        print(f"{stage} failed: {', '.join(self.failed)} (see {files})", file=sys.stderr)
+        return 1
+
 
 def guarded(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
     """Run a check; one that cannot run fails (named) instead of stopping the others."""

@@ -8,7 +8,6 @@ ship.  ``--model`` gates another ONNX file against the same data.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,9 +32,4 @@ def run(args: argparse.Namespace) -> int:
     checks = tuple(c.strip() for c in args.checks.split(",") if c.strip()) if args.checks else CHECKS
     report = run_gate(params, paths, checks)
     write_reports(report, paths)
-    report.print_summary(sys.stdout)
-    if report.passed:
-        print(f"gate passed; wrote {paths.gate_metrics} and {paths.gate_report}")
-        return 0
-    print(f"gate failed: {', '.join(report.failed)} (see {paths.gate_metrics}, {paths.gate_report})", file=sys.stderr)
-    return 1
+    return report.verdict("gate", [paths.gate_metrics, paths.gate_report])

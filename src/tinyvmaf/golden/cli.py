@@ -8,7 +8,6 @@ extractor.  ``--regenerate`` re-pins the project's own set instead.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..config.params import PARAMS_FILE, load_params
@@ -42,9 +41,4 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(
         report, table, frames_out=Path(args.frames or p.golden_frames), metrics_out=metrics, report_out=out_report
     )
-    report.print_summary(sys.stdout)
-    if report.passed:
-        print(f"golden passed: {len(table)} frames; wrote {metrics} and {out_report}")
-        return 0
-    print(f"golden failed: {', '.join(report.failed)} (see {metrics}, {out_report})", file=sys.stderr)
-    return 1
+    return report.verdict("golden", [metrics, out_report], note=f" on {len(table)} frames")
