@@ -10,12 +10,9 @@ what is being measured.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..model.runtime import TinyModel, load_tiny_model
-
-log = logging.getLogger(__name__)
 
 
 def load_peers(folder: Path, names: list[str]) -> dict[str, TinyModel]:
@@ -25,10 +22,6 @@ def load_peers(folder: Path, names: list[str]) -> dict[str, TinyModel]:
         path = folder / f"{name}.onnx"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: peer model missing (evaluate.peers lists {name!r})")
-        # Their sidecars' double-scaling risk is reported by `tinyvmaf model check`; here it is handled.
-        logging.getLogger("tinyvmaf.model.runtime").disabled = True
-        try:
-            out[name] = load_tiny_model(path, name=name)
-        finally:
-            logging.getLogger("tinyvmaf.model.runtime").disabled = False
+        # Their sidecars' double-scaling risk (TinyModel.warnings) is reported by `tinyvmaf model check`.
+        out[name] = load_tiny_model(path, name=name)
     return out

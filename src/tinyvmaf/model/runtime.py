@@ -25,7 +25,6 @@ thread count keeps results independent of the machine's core count.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,6 @@ from ..contract import FEATURES
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
-
-log = logging.getLogger(__name__)
 
 
 class ModelContractError(ValueError):
@@ -196,8 +193,6 @@ def load_tiny_model(path: str | Path, *, name: str | None = None) -> TinyModel:
         )
     elif has_stats:
         external = (np.asarray(sidecar["input_mean"], np.float64), np.asarray(sidecar["input_std"], np.float64))
-    for w in warnings:
-        log.warning("%s", w)
     return TinyModel(
         path=path,
         name=name or str((sidecar or {}).get("id") or path.stem),
