@@ -16,6 +16,7 @@ sidecar's ``training_box``) is extrapolation: the result says so in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,13 @@ def score(
         models = [default_model_path()]
     elif isinstance(models, str | Path):
         models = [models]
-    loaded: list[TinyModel] = [load_tiny_model(m) for m in models]
-    names = unique_names([m.name for m in loaded])
+    # The models load (ONNX parse, ONNX Runtime session) while libvmaf runs: their cost overlaps the
+    # extraction instead of adding to it.  A missing model still fails before any libvmaf run.
+    for m in models:
+        if not Path(m).is_file():
+            raise FileNotFoundError(f"{m}: no ONNX model (train and export one, or pass --model)")
+    pool = ThreadPoolExecutor(max_workers=1)
+    loading = pool.submit(lambda: [load_tiny_model(m) for m in models])
     pair = make_pair(
         ref,
         dist,
@@ -94,7 +100,12 @@ def score(
         ffmpeg=ffmpeg,
         cache_dir=str(cache_dir) if cache_dir is not None else None,
     )
-    feats = pair_features(pair, cfg)
+    try:
+        feats = pair_features(pair, cfg)
+        loaded: list[TinyModel] = loading.result()
+    finally:
+        pool.shutdown(wait=True)
+    names = unique_names([m.name for m in loaded])
     x = np.array([[f[k] for k in FEATURES] for f in feats["frames"]], dtype=np.float64)
     preds = {n: m.predict(x).astype(np.float64) for n, m in zip(names, loaded, strict=True)}
     warnings = [f"{m.path}: {w}" for m in loaded for w in m.warnings]

@@ -1,0 +1,1 @@
+"""Small modules every stage shares: atomic writes, provenance, metrics, ULP distances, check results."""

@@ -1,0 +1,434 @@
+"""The typed shape of the configuration; its *values* live in ``conf/`` only.
+
+Every field here is ``MISSING``: a dataclass says what a key is called, what
+type it has and which values make sense, never what it defaults to, so the
+one place a default is written is ``conf/`` (and ``params.yaml``, which is
+``conf/`` composed).  :func:`tinyvmaf.config.params.validate` merges a
+loaded config onto :class:`Config`: an unknown key, a missing key or a value
+of the wrong type is an error naming the key (OmegaConf's struct mode), and
+:func:`check_all` then calls each section's ``check()`` for what a type cannot
+say (ranges, choices).  (Not ``__post_init__``: OmegaConf instantiates the
+dataclasses with ``MISSING`` values while building the schema.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..contract import FEATURES
+
+#: OmegaConf's marker of a mandatory value (``omegaconf.MISSING`` is this very string); spelled out
+#: here so that importing the schema does not import OmegaConf.
+MISSING: Any = "???"
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or not one of its choices; the message names the key."""
+
+
+def check_all(node: object) -> None:
+    """Call ``check()`` on every dataclass in a config tree, depth first."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(node):
+        return
+    for f in dataclasses.fields(node):
+        check_all(getattr(node, f.name))
+    check = getattr(node, "check", None)
+    if callable(check):
+        check()
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
+
+
+def _range(key: str, value: float, lo: float | None = None, hi: float | None = None, *, open_lo: bool = False) -> None:
+    if lo is not None and (value <= lo if open_lo else value < lo):
+        raise ConfigError(f"{key} must be {'>' if open_lo else '>='} {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} must be <= {hi}, got {value}")
+
+
+@dataclass
+class PathsConfig:
+    """Every file a stage reads or writes, named once (dvc.yaml interpolates them)."""
+
+    data: str = MISSING
+    manifest: str = MISSING
+    features: str = MISSING
+    golden_dir: str = MISSING
+    golden_frames: str = MISSING
+    golden_metrics: str = MISSING
+    golden_report: str = MISSING
+    labels: str = MISSING
+    samples: str = MISSING
+    sample_metrics: str = MISSING
+    ckpt: str = MISSING
+    arch_ckpts: str = MISSING
+    train_metrics: str = MISSING
+    train_plots: str = MISSING
+    model_dir: str = MISSING
+    onnx: str = MISSING
+    eval_metrics: str = MISSING
+    loco_metrics: str = MISSING
+    model_card: str = MISSING
+    figures: str = MISSING
+    gate_metrics: str = MISSING
+    gate_report: str = MISSING
+    peers_dir: str = MISSING
+    data_dvc: str = MISSING
+
+
+FRAME_POLICIES = ("error", "truncate")
+TEACHERS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1")
+
+
+@dataclass
+class ExtractConfig:
+    teachers: list[str] = MISSING
+    frame_policy: str = MISSING
+    workers: Optional[int] = MISSING  # noqa: UP045 - OmegaConf reads typing.Optional, not X | None
+    ffmpeg: Optional[str] = MISSING  # noqa: UP045
+    cache_dir: Optional[str] = MISSING  # noqa: UP045
+
+    def check(self) -> None:
+        if not self.teachers:
+            raise ConfigError("extract.teachers is empty: name at least one teacher model")
+        for t in self.teachers:
+            _choice("extract.teachers[]", t, TEACHERS)
+        _choice("extract.frame_policy", self.frame_policy, FRAME_POLICIES)
+        if self.workers is not None:
+            _range("extract.workers", self.workers, 1)
+
+    def cache_params(self) -> dict:
+        """The params that change results (workers and paths do not): part of every cache key."""
+        return {"teachers": list(self.teachers), "frame_policy": self.frame_policy}
+
+
+GOLDEN_SETS = ("project", "netflix")
+
+
+@dataclass
+class GoldenConfig:
+    sets: list[str] = MISSING
+    tolerance: float = MISSING
+    teacher_tolerance: float = MISSING
+
+    def check(self) -> None:
+        for s in self.sets:
+            _choice("golden.sets[]", s, GOLDEN_SETS)
+        _range("golden.tolerance", self.tolerance, 0.0, open_lo=True)
+        _range("golden.teacher_tolerance", self.teacher_tolerance, 0.0, open_lo=True)
+
+
+@dataclass
+class SplitConfig:
+    salt: str = MISSING
+    val: float = MISSING
+    test: float = MISSING
+
+    def check(self) -> None:
+        for name in ("val", "test"):
+            frac = getattr(self, name)
+            if not 0.0 < frac < 1.0:
+                raise ConfigError(f"label.split.{name} must be in (0, 1), got {frac}")
+        if self.val + self.test >= 1.0:
+            raise ConfigError(
+                f"label.split.val + label.split.test must be < 1 (no train left), got {self.val + self.test}"
+            )
+
+
+@dataclass
+class LabelConfig:
+    teacher: str = MISSING
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def check(self) -> None:
+        _choice("label.teacher", self.teacher, TEACHERS)
+
+
+@dataclass
+class MixConfig:
+    """Shares of the training sample drawn by each generator (normalised to sum to 1)."""
+
+    uniform: float = MISSING
+    quality: float = MISSING
+    jitter: float = MISSING
+
+    def check(self) -> None:
+        for k in ("uniform", "quality", "jitter"):
+            _range(f"sample.mix.{k}", getattr(self, k), 0.0)
+        if self.uniform + self.quality + self.jitter <= 0:
+            raise ConfigError("sample.mix: at least one share must be > 0")
+
+
+@dataclass
+class BoundsConfig:
+    """The box the student is taught over: adm2 and vif_scale0..3 in [0, quality_max], motion2 in [0, motion2_max]."""
+
+    quality_max: float = MISSING
+    motion2_max: float = MISSING
+    motion2_scale: float = MISSING
+
+    def check(self) -> None:
+        _range("sample.bounds.quality_max", self.quality_max, 1.0)
+        _range("sample.bounds.motion2_max", self.motion2_max, 0.0, open_lo=True)
+        _range("sample.bounds.motion2_scale", self.motion2_scale, 0.0, open_lo=True)
+
+
+@dataclass
+class QualityGenConfig:
+    enhance: float = MISSING
+    enhance_gain: float = MISSING
+    noise: float = MISSING
+
+    def check(self) -> None:
+        _range("sample.quality.enhance", self.enhance, 0.0, 1.0)
+        _range("sample.quality.enhance_gain", self.enhance_gain, 0.0)
+        _range("sample.quality.noise", self.noise, 0.0)
+
+
+@dataclass
+class JitterConfig:
+    sigma: float = MISSING
+    motion2_sigma: float = MISSING
+
+    def check(self) -> None:
+        _range("sample.jitter.sigma", self.sigma, 0.0)
+        _range("sample.jitter.motion2_sigma", self.motion2_sigma, 0.0)
+
+
+@dataclass
+class SampleConfig:
+    count: int = MISSING
+    val_count: int = MISSING
+    seed: int = MISSING
+    mix: MixConfig = field(default_factory=MixConfig)
+    bounds: BoundsConfig = field(default_factory=BoundsConfig)
+    quality: QualityGenConfig = field(default_factory=QualityGenConfig)
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+
+    def check(self) -> None:
+        _range("sample.count", self.count, 0)
+        _range("sample.val_count", self.val_count, 0)
+
+
+ACTIVATIONS = ("silu", "relu")
+
+
+@dataclass
+class ArchConfig:
+    name: str = MISSING
+    width: int = MISSING
+    depth: int = MISSING
+    activation: str = MISSING
+
+    def check(self) -> None:
+        _range(f"arch {self.name}: width", self.width, 1)
+        _range(f"arch {self.name}: depth", self.depth, 1)
+        _choice(f"arch {self.name}: activation", self.activation, ACTIVATIONS)
+
+
+@dataclass
+class SweepConfig:
+    archs: list[str] = MISSING
+
+    def check(self) -> None:
+        if not self.archs:
+            raise ConfigError("sweep.archs is empty: nothing to train")
+        dup = sorted({n for n in self.archs if self.archs.count(n) > 1})
+        if dup:
+            raise ConfigError(f"sweep.archs lists {dup} more than once")
+
+
+NOISE_SIGMA_MAX = 0.01
+
+
+@dataclass
+class AugmentConfig:
+    noise_sigma: float = MISSING
+    subsample: float = MISSING
+    vif_flip: bool = MISSING
+
+    def check(self) -> None:
+        if not 0.0 <= self.noise_sigma <= NOISE_SIGMA_MAX:
+            raise ConfigError(
+                f"train.augment.noise_sigma must be in [0, {NOISE_SIGMA_MAX}] "
+                f"(larger noise changes what the teacher would say), got {self.noise_sigma}"
+            )
+        if not 0.0 < self.subsample <= 1.0:
+            raise ConfigError(f"train.augment.subsample must be in (0, 1], got {self.subsample}")
+
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("onecycle", "cosine", "none")
+LOSSES = ("censored", "huber")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    huber_delta: float = MISSING
+    loss: str = MISSING
+    dropout: float = MISSING
+    optimizer: str = MISSING
+    scheduler: str = MISSING
+    sample_weight: float = MISSING
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mos_lambda: float = MISSING
+    accelerator: str = MISSING
+    deterministic: bool = MISSING
+    threads: int = MISSING
+    jobs: int = MISSING
+
+    def check(self) -> None:
+        _range("train.epochs", self.epochs, 1)
+        _range("train.batch_size", self.batch_size, 1)
+        _range("train.lr", self.lr, 0.0, open_lo=True)
+        _range("train.weight_decay", self.weight_decay, 0.0)
+        _range("train.huber_delta", self.huber_delta, 0.0, open_lo=True)
+        _choice("train.loss", self.loss, LOSSES)
+        _range("train.dropout", self.dropout, 0.0, 0.9)
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.scheduler", self.scheduler, SCHEDULERS)
+        _range("train.sample_weight", self.sample_weight, 0.0)
+        _range("train.mos_lambda", self.mos_lambda, 0.0)
+        _range("train.threads", self.threads, 1)
+        _range("train.jobs", self.jobs, 1)
+
+
+@dataclass
+class MlflowConfig:
+    tracking_uri: str = MISSING
+    experiment: str = MISSING
+    registered_model: str = MISSING
+    alias: str = MISSING
+
+
+@dataclass
+class ExportConfig:
+    id: str = MISSING
+    opset: int = MISSING
+    description: str = MISSING
+    license: str = MISSING
+    license_url: str = MISSING
+
+    def check(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.id):
+            raise ConfigError(f"export.id {self.id!r} must match ^[a-z0-9][a-z0-9_-]*$ (libvmaf's registry ids)")
+        _range("export.opset", self.opset, 13)
+
+
+@dataclass
+class DenseEvalConfig:
+    """The held-out dense set: a Gaussian copula, own correlation, bounds and seed (not a training generator)."""
+
+    count: int = MISSING
+    seed: int = MISSING
+    correlation: float = MISSING
+    skew: float = MISSING
+    lo: list[float] = MISSING
+    hi: list[float] = MISSING
+    motion2: list[float] = MISSING
+    motion2_zero: float = MISSING
+
+    def check(self) -> None:
+        _range("evaluate.dense.count", self.count, 2)
+        _range("evaluate.dense.correlation", self.correlation, -0.2, 0.99)
+        _range("evaluate.dense.skew", self.skew, 0.0, open_lo=True)
+        n = len(FEATURES) - 1
+        if len(self.lo) != n or len(self.hi) != n or any(a >= b for a, b in zip(self.lo, self.hi, strict=True)):
+            raise ConfigError(f"evaluate.dense.lo/hi must be {n} pairs lo < hi (adm2, vif_scale0..3)")
+        if len(self.motion2) != 2 or not 0 < self.motion2[0] < self.motion2[1]:
+            raise ConfigError("evaluate.dense.motion2 must be [lo, hi] with 0 < lo < hi (drawn log-uniform)")
+        _range("evaluate.dense.motion2_zero", self.motion2_zero, 0.0, 1.0)
+
+
+@dataclass
+class LocoConfig:
+    arch: str = MISSING
+    jobs: int = MISSING
+
+    def check(self) -> None:
+        _range("evaluate.loco.jobs", self.jobs, 1)
+
+
+@dataclass
+class EvaluateConfig:
+    dense: DenseEvalConfig = field(default_factory=DenseEvalConfig)
+    within: float = MISSING
+    peers: list[str] = MISSING
+    loco: LocoConfig = field(default_factory=LocoConfig)
+
+    def check(self) -> None:
+        _range("evaluate.within", self.within, 0.0, open_lo=True)
+
+
+@dataclass
+class FrameThresholds:
+    rmse_max: float = MISSING
+    max_abs_max: float = MISSING
+
+
+@dataclass
+class TestThresholds(FrameThresholds):
+    plcc_min: float = MISSING
+    srocc_min: float = MISSING
+
+
+@dataclass
+class GoldenThresholds:
+    pooled_abs_max: float = MISSING
+
+
+@dataclass
+class FidelityThresholds:
+    dense: FrameThresholds = field(default_factory=FrameThresholds)
+    test: TestThresholds = field(default_factory=TestThresholds)
+    golden: GoldenThresholds = field(default_factory=GoldenThresholds)
+
+
+@dataclass
+class ParityConfig:
+    max_ulp: float = MISSING
+    ulp_scale: float = MISSING
+    random_rows: int = MISSING
+    motion2_large: float = MISSING
+
+    def check(self) -> None:
+        _range("gate.parity.max_ulp", self.max_ulp, 0.0)
+        _range("gate.parity.ulp_scale", self.ulp_scale, 0.0, open_lo=True)
+        _range("gate.parity.random_rows", self.random_rows, 0)
+
+
+@dataclass
+class GateConfig:
+    fidelity: FidelityThresholds = field(default_factory=FidelityThresholds)
+    parity: ParityConfig = field(default_factory=ParityConfig)
+
+
+@dataclass
+class Config:
+    """The whole configuration, as ``params.yaml`` holds it."""
+
+    seed: int = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    golden: GoldenConfig = field(default_factory=GoldenConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    gate: GateConfig = field(default_factory=GateConfig)

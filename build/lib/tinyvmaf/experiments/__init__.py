@@ -1,0 +1,1 @@
+"""DVC experiments: running the queue reliably (``tinyvmaf queue``)."""

@@ -1,0 +1,32 @@
+"""``tinyvmaf export``: the DVC stage that turns ``models/best.ckpt`` into the shipped ONNX file and its card."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ..config.params import PARAMS_FILE, load_params
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=PARAMS_FILE, help="composed params (default: params.yaml)")
+    parser.add_argument("--ckpt", type=Path, help="override paths.ckpt")
+    parser.add_argument("--out", type=Path, help="override paths.onnx (the sidecar and registry go beside it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .stage import ExportPaths, export_model
+
+    params = load_params(args.params)
+    paths = ExportPaths.from_params(params)
+    paths = replace(paths, **{k: v for k, v in {"ckpt": args.ckpt, "onnx": args.out}.items() if v is not None})
+    res = export_model(params, paths)
+    ours = res.evaluation[params.export.id]
+    d, t, g = ours["dense"], ours["test"], ours["golden"]
+    print(
+        f"exported {res.path} ({res.n_bytes} B, sha256 {res.sha256[:16]}): "
+        f"dense RMSE {d['rmse']:.4f} max {d['max_abs']:.3f}; test RMSE {t['rmse']:.4f} max {t['max_abs']:.3f}; "
+        f"golden max pooled {g['pooled_abs_max']:.4f}"
+    )
+    return 0

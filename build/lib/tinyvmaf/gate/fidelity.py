@@ -1,0 +1,44 @@
+"""Fidelity: the shipped file (ONNX Runtime) against the teacher, where users will score, with thresholds.
+
+Three sets (:mod:`tinyvmaf.evaluate.sets`): the held-out dense set (RMSE and
+max |error| over the feature space real videos reach), the test contents
+(frame level: RMSE, max, PLCC, SROCC) and Netflix's golden pairs (the worst
+|pooled student − pooled teacher|, a clip's score being the mean of its
+frames).  The figures are the evaluation's own (:func:`tinyvmaf.evaluate.measure.measure`),
+so the gate and the model card cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..common.checks import CheckResult, Criterion
+from ..config.schema import Config
+from ..evaluate.measure import measure
+from ..evaluate.sets import standard_sets
+from ..model.runtime import load_tiny_model
+
+
+def fidelity_check(params: Config, model_path: Path, *, labels: Path, golden_frames: Path) -> CheckResult:
+    model = load_tiny_model(model_path)
+    sets = {
+        s.name: s
+        for s in standard_sets(
+            params.evaluate.dense, teacher=params.label.teacher, labels=labels, golden_frames=golden_frames
+        )
+    }
+    th = params.gate.fidelity
+    within = params.evaluate.within
+    figs = {name: measure(model.predict, s, within=within) for name, s in sets.items()}
+    res = CheckResult("fidelity", details={"teacher": params.label.teacher, "figures": figs})
+    d, t, g = figs["dense"], figs["test"], figs["golden"]
+    res.criteria += [
+        Criterion("dense/rmse", d["rmse"], th.dense.rmse_max, "<="),
+        Criterion("dense/max_abs", d["max_abs"], th.dense.max_abs_max, "<="),
+        Criterion("test/rmse", t["rmse"], th.test.rmse_max, "<="),
+        Criterion("test/max_abs", t["max_abs"], th.test.max_abs_max, "<="),
+        Criterion("test/plcc", t["plcc"], th.test.plcc_min, ">="),
+        Criterion("test/srocc", t["srocc"], th.test.srocc_min, ">="),
+        Criterion("golden/pooled_abs_max", g["pooled_abs_max"], th.golden.pooled_abs_max, "<="),
+    ]
+    return res

@@ -1,0 +1,253 @@
+"""The golden stage: is the extractor still libvmaf, and is the callable teacher still the teacher?
+
+It runs after ``extract``, on pairs the project carries in git, through the
+extract stage's own code path with a fresh cache (a stale or hand-edited
+cache entry must not vouch for the extractor), and checks:
+
+netflix   Netflix's golden pairs (``assets/golden/netflix``) against the
+          values Netflix's own test suite asserts (``golden.tolerance``,
+          5e-5: ``assertAlmostEqual(places=4)``).  Missing files are an
+          error, never a skip.
+project   the project's pinned pairs (:mod:`tinyvmaf.golden.recipes`):
+          FFmpeg re-creates the same bytes and libvmaf the same values.
+teacher   :mod:`tinyvmaf.teacher` on every golden frame's six features
+          against libvmaf's logged score (``golden.teacher_tolerance``).
+
+Outputs: ``metrics/golden.json`` (every criterion, pass/fail),
+``reports/golden.md`` and ``golden.parquet`` (one row per golden frame:
+``set, pair, frame``, the features, the teacher's logged score) — the
+frames the gate scores the student on, so a retrain never re-runs libvmaf.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..common.atomic import atomic_path, atomic_write_text
+from ..common.checks import CheckResult, Criterion, Report, guarded
+from ..config.schema import ExtractConfig, GoldenConfig
+from ..contract import FEATURES
+from ..corpus.manifest import Pair
+from ..media.ffmpeg import ffmpeg_info
+from ..media.video import Video
+from .recipes import PROJECT_FILE, PROJECT_RECIPES, generate_project_media
+
+log = logging.getLogger(__name__)
+
+NETFLIX_DIR = "netflix"
+NETFLIX_SPEC = "golden.json"
+#: Keys of an ``expected`` block: the pooled teacher score and the six features.
+GOLDEN_KEYS: tuple[str, ...] = ("vmaf", *FEATURES)
+FRAME_COLUMNS = ("set", "pair", "frame", *FEATURES)
+
+
+def extract_golden(
+    pairs: list[tuple[str, Video, Video]], teacher: str, ffmpeg: str | None
+) -> dict[str, list[dict[str, float]]]:
+    """Per-frame features and teacher score of each pair, through the extract path with a fresh cache."""
+    from ..extract.stage import extract_pairs
+
+    with tempfile.TemporaryDirectory(prefix="tinyvmaf-golden-cache-") as cache:
+        cfg = ExtractConfig(teachers=[teacher], frame_policy="error", workers=2, ffmpeg=ffmpeg, cache_dir=cache)
+        plist = [Pair(key=name, content=name, ref=ref, dist=dist) for name, ref, dist in pairs]
+        results, _ = extract_pairs(plist, cfg, progress=False)
+    return {name: results[name] for name, _, _ in pairs}
+
+
+def pooled(frames: list[dict[str, float]], teacher: str) -> dict[str, float]:
+    """Mean over frames (libvmaf's pooling) of the features and the score, the score as ``vmaf``."""
+    row = {k: sum(f[k] for f in frames) / len(frames) for k in (*FEATURES, teacher)}
+    row["vmaf"] = row.pop(teacher)
+    row["frames"] = len(frames)
+    return row
+
+
+def compare(
+    set_name: str,
+    name: str,
+    got: dict[str, float],
+    expected: dict[str, float],
+    tolerance: float,
+    res: CheckResult,
+    loose: dict[str, tuple[float, float]] | None = None,
+) -> None:
+    """One criterion per pair (the worst |got − expected| over its keys), plus one per loose key."""
+    devs = {k: abs(got[k] - v) for k, v in expected.items() if k in got}
+    missing = [k for k in expected if k not in got]
+    worst = max(devs, key=devs.__getitem__) if devs else None
+    value = max(devs.values()) if devs and not missing else None
+    info = f"worst key {worst}" + (f"; missing {missing}" if missing else "")
+    res.criteria.append(Criterion(f"{set_name}/{name}", value, tolerance, "<=", info=info))
+    for k, (v, tol) in (loose or {}).items():
+        res.criteria.append(Criterion(f"{set_name}/{name}/{k}", abs(got[k] - v), tol, "<="))
+    res.details.setdefault("pairs", {})[name] = {"got": got, "expected": expected, "abs_dev": devs}
+
+
+def netflix_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str | None, frames: dict) -> CheckResult:
+    folder = golden_dir / NETFLIX_DIR
+    spec_path = folder / NETFLIX_SPEC
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{spec_path}: Netflix's golden set is missing (it ships in git: git checkout it)")
+    spec = json.loads(spec_path.read_text())
+    pairs = []
+    for p in spec["pairs"]:
+        ref = Video(folder / p["ref"], p.get("width"), p.get("height"), p.get("pix_fmt"))
+        dist = Video(folder / p["dist"], p.get("width"), p.get("height"), p.get("pix_fmt"))
+        pairs.append((p["name"], ref, dist))
+    got = extract_golden(pairs, teacher, ffmpeg)
+    res = CheckResult("netflix", details={"dir": str(folder), "spec_tolerance": spec.get("tolerance")})
+    for p in spec["pairs"]:
+        frames[("netflix", p["name"])] = got[p["name"]]
+        loose = {k: (float(v[0]), float(v[1])) for k, v in (p.get("expected_loose") or {}).items()}
+        expected = {k: float(v) for k, v in p["expected"].items()}
+        compare("netflix", p["name"], pooled(got[p["name"]], teacher), expected, cfg.tolerance, res, loose)
+    return res
+
+
+def load_project_spec(golden_dir: Path) -> dict[str, Any]:
+    path = golden_dir / PROJECT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no pinned project golden set (run `tinyvmaf golden --regenerate`)")
+    return json.loads(path.read_text())
+
+
+def project_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str | None, frames: dict) -> CheckResult:
+    spec = load_project_spec(golden_dir)
+    pinned = {p["name"]: p for p in spec.get("pairs", [])}
+    recipes = {r.name for r in PROJECT_RECIPES}
+    if set(pinned) != recipes:
+        raise ValueError(
+            f"{golden_dir / PROJECT_FILE} pins {sorted(pinned)} but the recipes are {sorted(recipes)}; "
+            "run `tinyvmaf golden --regenerate`"
+        )
+    res = CheckResult("project")
+    with tempfile.TemporaryDirectory(prefix="tinyvmaf-golden-") as tmp:
+        media = generate_project_media(Path(tmp), ffmpeg)
+        drift = {n: m["sha256"] for n, m in media.items() if m["sha256"] != pinned[n].get("sha256", m["sha256"])}
+        # Media that differ from the pinned bytes would be scored against numbers made from other
+        # bytes: say so instead of reporting a mysterious deviation.
+        res.criteria.append(
+            Criterion(
+                "project/media_sha256_mismatches",
+                len(drift),
+                0,
+                "<=",
+                info="FFmpeg generated other bytes than were pinned (another FFmpeg build?)" if drift else "",
+            )
+        )
+        got = extract_golden([(n, m["ref"], m["dist"]) for n, m in media.items()], teacher, ffmpeg)
+    for name in media:
+        frames[("project", name)] = got[name]
+        expected = {k: float(v) for k, v in pinned[name]["expected"].items()}
+        compare("project", name, pooled(got[name], teacher), expected, cfg.tolerance, res)
+    return res
+
+
+def teacher_check(table: pd.DataFrame, teacher: str, tolerance: float) -> CheckResult:
+    """The callable teacher against libvmaf's logged score on every golden frame."""
+    from ..teacher import load_teacher
+
+    model = load_teacher(teacher)
+    if any(model.feature_opts):
+        raise ValueError(f"teacher {teacher} extracts its features with other options; no frame-level comparison")
+    if table.empty:
+        raise ValueError("no golden frames to compare the teacher on")
+    dev = np.abs(model.predict(table[list(FEATURES)].to_numpy(np.float64)) - table[teacher].to_numpy(np.float64))
+    worst = int(np.argmax(dev))
+    at = f"{table['set'].iloc[worst]}/{table['pair'].iloc[worst]} frame {int(table['frame'].iloc[worst])}"
+    res = CheckResult("teacher", details={"frames": len(table), "worst_frame": at, "model": model.source})
+    res.criteria.append(Criterion("teacher/max_abs_dev", float(dev.max()), tolerance, "<=", info=f"at {at}"))
+    return res
+
+
+def frames_table(frames: dict[tuple[str, str], list[dict[str, float]]], teacher: str) -> pd.DataFrame:
+    rows = [
+        {"set": s, "pair": name, "frame": i, **{k: f[k] for k in (*FEATURES, teacher)}}
+        for (s, name), fs in frames.items()
+        for i, f in enumerate(fs)
+    ]
+    df = pd.DataFrame.from_records(rows, columns=[*FRAME_COLUMNS, teacher])
+    df["frame"] = df["frame"].astype("int32")
+    return df
+
+
+def run_golden(golden_dir: Path, cfg: GoldenConfig, *, teacher: str, ffmpeg: str | None) -> tuple[Report, pd.DataFrame]:
+    """Every configured set, then the teacher check on all the frames they produced; never raises for a failure."""
+    frames: dict[tuple[str, str], list[dict[str, float]]] = {}
+    checks: list[CheckResult] = []
+    for name, fn in (("netflix", netflix_check), ("project", project_check)):
+        if name in cfg.sets:
+            log.info("golden: %s", name)
+            checks.append(guarded(name, lambda fn=fn: fn(golden_dir, cfg, teacher, ffmpeg, frames)))
+    table = frames_table(frames, teacher)
+    checks.append(guarded("teacher", lambda: teacher_check(table, teacher, cfg.teacher_tolerance)))
+    info = ffmpeg_info(ffmpeg)
+    subject = {"teacher": teacher, "ffmpeg_version": info.version, "ffmpeg_sha256": info.digest}
+    return Report(subject, checks), table
+
+
+def render_markdown(report: Report) -> str:
+    lines = [
+        "# Golden report: the extractor against libvmaf's golden values",
+        "",
+        f"**{'PASS' if report.passed else 'FAIL'}**"
+        + (f" — failed: {', '.join(report.failed)}" if report.failed else ""),
+        "",
+        f"Teacher `{report.subject['teacher']}`; FFmpeg `{report.subject['ffmpeg_version']}`.",
+        "",
+        *report.table(),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(
+    report: Report, table: pd.DataFrame, *, frames_out: Path, metrics_out: Path, report_out: Path
+) -> None:
+    with atomic_path(frames_out) as tmp:
+        table.to_parquet(tmp, index=False)
+    atomic_write_text(metrics_out, json.dumps(report.as_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(report_out, render_markdown(report))
+
+
+def regenerate_project_golden(golden_dir: Path, teacher: str, ffmpeg: str | None) -> Path:
+    """Generate the project pairs, score them with libvmaf and pin the result in ``project.json``."""
+    info = ffmpeg_info(ffmpeg)
+    with tempfile.TemporaryDirectory(prefix="tinyvmaf-golden-") as tmp:
+        media = generate_project_media(Path(tmp), ffmpeg)
+        got = extract_golden([(n, m["ref"], m["dist"]) for n, m in media.items()], teacher, ffmpeg)
+    pairs = []
+    for name, m in media.items():
+        r = m["recipe"]
+        p = pooled(got[name], teacher)
+        pairs.append(
+            {
+                "name": name,
+                "frames": int(p["frames"]),
+                "ref_cmd": shlex.join(["ffmpeg", *r.ref_args(Path(r.ref_name))]),
+                "dist_cmd": shlex.join(["ffmpeg", *r.dist_args(Path(r.ref_name), Path(r.dist_name))]),
+                "sha256": m["sha256"],
+                "expected": {k: p[k] for k in GOLDEN_KEYS},
+            }
+        )
+    doc = {
+        "about": (
+            "The project's own golden pairs, generated by `tinyvmaf golden` with FFmpeg (lavfi sources, raw YUV "
+            "references, bit-exact libx264 encodes) and scored by libvmaf (vmaf_v0.6.1, pooled mean over frames). "
+            "Re-pin with `tinyvmaf golden --regenerate` only after checking why values moved."
+        ),
+        "teacher": teacher,
+        "ffmpeg_version": info.version,
+        "ffmpeg_sha256": info.digest,
+        "pairs": pairs,
+    }
+    path = golden_dir / PROJECT_FILE
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+    return path

@@ -1,0 +1,209 @@
+"""Run any tiny feature model: ours, the libvmaf fork's, anything with the ``[N, F] → [N]`` contract.
+
+A *tiny model* is an ONNX file taking one float32 ``[N, F]`` input of
+libvmaf features and giving one score per row, with an optional sidecar
+``<id>.json`` beside it (the libvmaf fork's format: ``features``,
+``input_name``, ``output_name``, maybe ``input_mean``/``input_std``).
+:func:`load_tiny_model` reads both and answers the two questions a caller
+gets wrong silently:
+
+* *which column is which*: the sidecar's ``features`` (or
+  ``feature_order``), else the graph's ``feature_order`` metadata, else
+  canonical-6 (what libvmaf's successor assumes); rows are always passed
+  here in canonical-6 order and reordered by name;
+* *who standardises*: a graph that begins with ``Sub(const[F])`` then
+  ``Div(const[F])`` (or ``Mul``) already carries its scaler, so the
+  sidecar's ``input_mean``/``input_std`` must be ignored (a warning says
+  so: the libvmaf fork's successor would apply them a second time unless
+  the sidecar says ``onnx_has_scaler: true``); a graph without one gets
+  them applied here.
+
+One CPU session with one intra-op thread: the models are tiny, and a fixed
+thread count keeps results independent of the machine's core count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..contract import FEATURES
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
+
+
+class ModelContractError(ValueError):
+    """The model cannot be fed the features this project extracts; the message names the file and why."""
+
+
+def ort_session(model: str | Path | bytes, *, threads: int = 1) -> onnxruntime.InferenceSession:
+    """A CPU ONNX Runtime session (one intra-op thread by default)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    """``<dir>/<id>.json`` beside ``<dir>/<id>.onnx`` (libvmaf's layout)."""
+    p = Path(onnx_path)
+    return p.with_suffix(".json")
+
+
+def _const_values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initializers and ``Constant`` node outputs by name."""
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def graph_scaler(model: onnx.ModelProto) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, std)`` when the graph starts by standardising its input, else ``None``.
+
+    Recognised: ``Sub(input, c1[F])`` followed by ``Div(·, c2[F])`` (std) or
+    ``Mul(·, c2[F])`` (1/std), constants as initializers or Constant nodes.
+    """
+    if len(model.graph.input) != 1:
+        return None
+    consts = _const_values(model)
+    inp = model.graph.input[0].name
+    users = [n for n in model.graph.node if inp in n.input]
+    if len(users) != 1 or users[0].op_type != "Sub" or list(users[0].input)[0] != inp:
+        return None
+    sub = users[0]
+    mean = consts.get(sub.input[1])
+    if mean is None or mean.ndim != 1:
+        return None
+    nxt = [n for n in model.graph.node if sub.output[0] in n.input]
+    if len(nxt) != 1 or nxt[0].op_type not in ("Div", "Mul") or list(nxt[0].input)[0] != sub.output[0]:
+        return None
+    scale = consts.get(nxt[0].input[1])
+    if scale is None or scale.shape != mean.shape:
+        return None
+    std = scale if nxt[0].op_type == "Div" else 1.0 / scale
+    return mean.astype(np.float64), np.asarray(std, dtype=np.float64)
+
+
+def _feature_order(sidecar: dict | None, metadata: dict[str, str], path: Path) -> tuple[tuple[str, ...], str]:
+    """The model's input columns by name, and where that was read."""
+    if sidecar:
+        for key in ("features", "feature_order"):
+            if key in sidecar:
+                return tuple(str(f) for f in sidecar[key]), f"sidecar '{key}'"
+    if "feature_order" in metadata:
+        raw = metadata["feature_order"]
+        try:
+            order = json.loads(raw)
+        except json.JSONDecodeError:
+            order = [s.strip() for s in raw.split(",")]
+        return tuple(str(f) for f in order), "metadata 'feature_order'"
+    return FEATURES, "default (canonical-6)"
+
+
+@dataclass
+class TinyModel:
+    """A loaded tiny model: call :meth:`predict` with canonical-6 rows."""
+
+    path: Path
+    name: str
+    session: Any
+    input_name: str
+    output_name: str
+    features: tuple[str, ...]
+    feature_source: str
+    scaler_in_graph: bool
+    external_scaler: tuple[np.ndarray, np.ndarray] | None
+    metadata: dict[str, str]
+    sidecar: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[int]:
+        return [FEATURES.index(f) for f in self.features]
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Scores ``[N]`` float32 for canonical-6 rows ``[N, 6]`` (reordered and scaled as the model needs)."""
+        x = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES))[:, self.columns]
+        if self.external_scaler is not None:
+            mean, std = self.external_scaler
+            x = (x - mean) / std
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        if len(x32) == 0:
+            return np.zeros(0, dtype=np.float32)
+        (out,) = self.session.run([self.output_name], {self.input_name: x32})
+        return np.asarray(out, dtype=np.float32).reshape(len(x32))
+
+
+def load_tiny_model(path: str | Path, *, name: str | None = None) -> TinyModel:
+    """Open ``path`` (and its sidecar, if any) and check it can take the features this project extracts."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ONNX model (train and export one, or pass --model)")
+    data = path.read_bytes()
+    try:
+        proto = onnx.load_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is "not an ONNX model"
+        raise ModelContractError(f"{path}: not a readable ONNX model ({exc})") from None
+    side_path = sidecar_path(path)
+    sidecar = json.loads(side_path.read_text()) if side_path.is_file() else None
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    features, source = _feature_order(sidecar, metadata, path)
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ModelContractError(f"{path}: model expects feature(s) {unknown}; the extractor produces {list(FEATURES)}")
+    session = ort_session(data)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].shape[1] != len(features):
+        raise ModelContractError(
+            f"{path}: inputs {[(i.name, i.shape) for i in inputs]} are not one [N, {len(features)}] tensor"
+        )
+    in_name = str((sidecar or {}).get("input_name") or inputs[0].name)
+    out_name = str((sidecar or {}).get("output_name") or outputs[0].name)
+    if in_name != inputs[0].name or out_name not in [o.name for o in outputs]:
+        raise ModelContractError(
+            f"{path}: sidecar names input {in_name!r}/output {out_name!r}, the graph has "
+            f"{inputs[0].name!r}/{[o.name for o in outputs]}"
+        )
+    warnings: list[str] = []
+    in_graph = graph_scaler(proto) is not None
+    external = None
+    has_stats = sidecar is not None and "input_mean" in sidecar and "input_std" in sidecar
+    if has_stats and in_graph:
+        warnings.append(
+            f"{side_path.name}: input_mean/input_std ignored: the graph standardises its input itself"
+            + ("" if sidecar.get("onnx_has_scaler") else " (and the sidecar lacks onnx_has_scaler: true)")
+        )
+    elif has_stats:
+        external = (np.asarray(sidecar["input_mean"], np.float64), np.asarray(sidecar["input_std"], np.float64))
+    return TinyModel(
+        path=path,
+        name=name or str((sidecar or {}).get("id") or path.stem),
+        session=session,
+        input_name=in_name,
+        output_name=out_name,
+        features=features,
+        feature_source=source,
+        scaler_in_graph=in_graph,
+        external_scaler=external,
+        metadata=metadata,
+        sidecar=sidecar,
+        warnings=warnings,
+    )

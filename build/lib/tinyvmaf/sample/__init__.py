@@ -1,0 +1,1 @@
+"""The sample stage: teacher-labelled feature vectors drawn across the space real videos reach."""

@@ -1,0 +1,1 @@
+"""The train stage: Lightning over in-memory tensors, a Hydra-configured arch sweep, MLflow tracking."""
