@@ -15,7 +15,7 @@ changes=$(git status --porcelain)
 if [ -n "$changes" ]; then
     echo "check-lock: FAIL: the pipeline changed tracked files in a fresh clone:" >&2
     echo "$changes" >&2
-    git --no-pager diff >&2
+    git --no-pager diff HEAD >&2
     exit 1
 fi
 echo "check-lock: ok in $(( $(date +%s) - start )) s: a fresh clone reproduces dvc.lock and every tracked file"
