@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..common.atomic import atomic_write_bytes, atomic_write_text
 from ..common.provenance import UNKNOWN, data_version, file_sha256
 from ..config.schema import Config
@@ -83,15 +84,6 @@ def winner_val_metrics(train_metrics: Path) -> tuple[str, dict[str, float]]:
             if vals:
                 return name, vals
     return name, {}
-
-
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("tinyvmaf")
-    except Exception:  # noqa: BLE001 - an uninstalled checkout still exports
-        return "0"
 
 
 #: eval.json / model card name of a swept arch's own best checkpoint.
@@ -187,7 +179,7 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
         "normalisation": "in-graph: (features - norm.mean) / norm.std, training-set statistics",
         "output": "per-frame VMAF clipped to [0, 100]; a clip's score is the mean over frames",
     }
-    model = build_student_graph(student, opset=ex.opset, metadata=metadata, producer_version=_package_version())
+    model = build_student_graph(student, opset=ex.opset, metadata=metadata, producer_version=__version__)
     data = model.SerializeToString()
     atomic_write_bytes(paths.onnx, data)
     sidecar = make_sidecar(
