@@ -17,6 +17,10 @@ from project import env, kill_group
 pytestmark = pytest.mark.slow
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     fh = log.open("w")
     proc = subprocess.Popen(
@@ -27,6 +31,10 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+        # inherited SIG_IGN (no KeyboardInterrupt ever): CI under `cmd &` would then test nothing. The
+        # child gets the default disposition a terminal's foreground job has.
+        preexec_fn=_default_sigint,
     )
     fh.close()
     return proc

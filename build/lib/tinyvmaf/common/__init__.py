@@ -1,1 +1,0 @@
-"""Small modules every stage shares: atomic writes, provenance, metrics, ULP distances, check results."""

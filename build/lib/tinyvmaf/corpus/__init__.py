@@ -1,1 +1,0 @@
-"""Corpora: the manifest of (reference, distorted) pairs, the embedded demo corpus, Netflix-format dataset import."""

@@ -1,1 +1,0 @@
-"""DVC experiments: running the queue reliably (``tinyvmaf queue``)."""

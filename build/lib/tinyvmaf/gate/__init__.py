@@ -1,1 +1,0 @@
-"""The gate stage: contract, ops, golden, fidelity and parity checks that stop a model unfit to ship."""
