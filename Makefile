@@ -36,7 +36,7 @@ system-deps:
 
 test: setup system-deps
 	$(BIN)/ruff check src tests benchmarks train.py
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=10 tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks train.py
