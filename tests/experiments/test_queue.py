@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tinyvmaf.experiments.queue import CELERY_DIR, parse_status, worker_pids
@@ -39,6 +40,10 @@ def test_worker_pids_are_only_dvc_queue_workers(tmp_path: Path) -> None:
     fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "dvc", "queue-worker"])
     try:
         (folder / "dvc-exp-worker-4.pid").write_text(str(fake.pid))
+        # Popen returns once exec has begun; the new command line appears in /proc a moment later.
+        deadline = time.monotonic() + 10
+        while b"queue-worker" not in Path(f"/proc/{fake.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert worker_pids(tmp_path) == [fake.pid]
     finally:
         fake.kill()
