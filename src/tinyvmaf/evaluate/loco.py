@@ -57,8 +57,7 @@ def fold_labels(labels: pd.DataFrame, held_out: str) -> pd.DataFrame:
 def run_fold(params: Config, labels: pd.DataFrame, held_out: str) -> dict[str, Any]:
     """Sample around the remaining contents, train, export, measure on ``held_out`` (a worker process)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..export.graph import build_student_graph
-    from ..model.runtime import ort_session
+    from ..export.graph import student_predictor
     from ..sample.stage import make_samples
     from ..student.checkpoint import load_student
     from ..train.loop import fit_one
@@ -70,14 +69,8 @@ def run_fold(params: Config, labels: pd.DataFrame, held_out: str) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix=f"tinyvmaf-loco-{held_out}-") as tmp:
         res = fit_one(params, fl, samples, workdir=Path(tmp), progress=False)
         student, _ = load_student(res.ckpt_path)
-    session = ort_session(build_student_graph(student).SerializeToString())
     s = content_set(labels, held_out, params.label.teacher)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        (out,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})
-        return out
-
-    figs = measure(predict, s, within=params.evaluate.within)
+    figs = measure(student_predictor(student), s, within=params.evaluate.within)
     figs.pop("pooled", None)
     figs["best_epoch"] = res.best_epoch
     log.info("loco %s: RMSE %.4f max %.4f (%.0fs)", held_out, figs["rmse"], figs["max_abs"], time.perf_counter() - t0)

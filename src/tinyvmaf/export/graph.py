@@ -16,6 +16,7 @@ checkpoint and metadata always serialise to the same file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -144,3 +145,21 @@ def build_student_graph(
         metadata=metadata,
         producer_version=producer_version,
     )
+
+
+def student_predictor(student: StudentMLP, *, opset: int = OPSET) -> Callable[[np.ndarray], np.ndarray]:
+    """The student's exported graph as ONNX Runtime runs it: raw canonical-6 rows → float32 VMAF.
+
+    Built without metadata, which does not change what the graph computes;
+    export, its sweep comparison and leave-one-content-out all measure this.
+    """
+    from ..model.runtime import ort_session
+
+    session = ort_session(build_student_graph(student, opset=opset).SerializeToString())
+    name = session.get_inputs()[0].name
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        (out,) = session.run(None, {name: np.ascontiguousarray(x, np.float32)})
+        return np.asarray(out, np.float32)
+
+    return predict

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,10 +29,12 @@ from ..contract import FEATURES, IR_VERSION
 from ..evaluate.measure import measure_models
 from ..evaluate.peers import load_peers
 from ..evaluate.sets import standard_sets
-from ..model.runtime import ort_session
 from ..model.sidecar import make_sidecar, registry_entry, sha256_bytes, upsert_registry, write_sidecar
 from .card import CardInputs, load_loco, render_card, write_figures
-from .graph import build_student_graph
+from .graph import build_student_graph, student_predictor
+
+if TYPE_CHECKING:
+    from ..student.network import StudentMLP
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +92,12 @@ def winner_val_metrics(train_metrics: Path) -> tuple[str, dict[str, float]]:
 SWEEP_PREFIX = "sweep/"
 
 
-def arch_checkpoints(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
-
-
-def sweep_models(folder: Path, opset: int) -> dict[str, Any]:
-    """Every swept arch's best checkpoint as ONNX Runtime would run it: the winner's competitors, measured too."""
+def sweep_students(folder: Path) -> dict[str, StudentMLP]:
+    """Every swept arch's best checkpoint (``models/archs/<arch>.ckpt``), keyed by its eval.json name."""
     from ..student.checkpoint import load_student
 
-    out = {}
-    for path in arch_checkpoints(folder):
-        student, _ = load_student(path)
-        session = ort_session(build_student_graph(student, opset=opset).SerializeToString())
-
-        def run(x: np.ndarray, s: Any = session) -> np.ndarray:
-            (y,) = s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})
-            return y
-
-        out[f"{SWEEP_PREFIX}{path.stem}"] = run
-    return out
+    paths = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    return {f"{SWEEP_PREFIX}{p.stem}": load_student(p)[0] for p in paths}
 
 
 def onnx_parameters(path: Path) -> int:
@@ -135,23 +124,22 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
     ex, teacher, within = params.export, params.label.teacher, params.evaluate.within
     student, hp = load_student(paths.ckpt)
     sets = standard_sets(params.evaluate.dense, teacher=teacher, labels=paths.labels, golden_frames=paths.golden_frames)
-    # The graph that ships, run by ONNX Runtime before the metadata is attached (metadata does not
-    # change what the graph computes).
-    bare = build_student_graph(student, opset=ex.opset)
-    session = ort_session(bare.SerializeToString())
-
-    def ours(x: np.ndarray) -> np.ndarray:
-        (out,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})
-        return np.asarray(out, np.float32)
-
+    # The graph that ships, run by ONNX Runtime before the metadata is attached.
+    ours = student_predictor(student, opset=ex.opset)
     preds = {s.name: ours(s.x).astype(np.float64) for s in sets}
     peers = load_peers(paths.peers_dir, params.evaluate.peers)
-    models = {ex.id: ours, **sweep_models(paths.arch_ckpts, ex.opset), **{n: m.predict for n, m in peers.items()}}
+    sweep = sweep_students(paths.arch_ckpts)  # the winner's competitors, measured the same way
+    models = {
+        ex.id: ours,
+        **{n: student_predictor(s, opset=ex.opset) for n, s in sweep.items()},
+        **{n: m.predict for n, m in peers.items()},
+    }
     evaluation = measure_models(models, sets, within=within)
-    sizes = {ex.id: student.n_parameters(), **{n: onnx_parameters(m.path) for n, m in peers.items()}}
-    sizes.update(
-        {f"{SWEEP_PREFIX}{p.stem}": load_student(p)[0].n_parameters() for p in arch_checkpoints(paths.arch_ckpts)}
-    )
+    sizes = {
+        ex.id: student.n_parameters(),
+        **{n: s.n_parameters() for n, s in sweep.items()},
+        **{n: onnx_parameters(m.path) for n, m in peers.items()},
+    }
     for name, n in sizes.items():
         evaluation[name]["n_params"] = n
     winner, val = winner_val_metrics(paths.train_metrics)

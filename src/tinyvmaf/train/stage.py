@@ -44,6 +44,13 @@ def train_metrics(sweep: SweepResult) -> dict[str, Any]:
     }
 
 
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Delete ``folder``'s files of one arch each: a rerun with fewer archs must not leave the others behind."""
+    if folder.is_dir():
+        for old in folder.glob(pattern):
+            old.unlink()
+
+
 def run_train(
     params: Config,
     *,
@@ -65,15 +72,11 @@ def run_train(
         sweep = run_sweep(params, archs, labels, samples, workdir=Path(tmp), jobs=params.train.jobs, track=track)
         with atomic_path(ckpt) as dst:
             shutil.copyfile(sweep.winner.ckpt_path, dst)
-        if arch_ckpts.is_dir():  # a rerun with fewer archs must not leave stale checkpoints behind
-            for old in arch_ckpts.glob("*.ckpt"):
-                old.unlink()
+        remove_stale(arch_ckpts, "*.ckpt")
         for r in sweep.results:
             with atomic_path(arch_ckpts / f"{r.arch}.ckpt") as dst:
                 shutil.copyfile(r.ckpt_path, dst)
-    if plots.is_dir():  # a manual rerun with fewer archs must not leave stale curves behind
-        for old in plots.glob("*.csv"):
-            old.unlink()
+    remove_stale(plots, "*.csv")
     for r in sweep.results:
         write_history_csv(r.history, plots / f"{r.arch}.csv")
     atomic_write_text(metrics, json.dumps(train_metrics(sweep), indent=2) + "\n")
