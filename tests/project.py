@@ -64,6 +64,40 @@ def run(cmd: list[str] | str, cwd: Path, extra_env: dict[str, str] | None = None
     return out + err
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(cmd: list[str], cwd: Path | None, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A background command in its own process group (:func:`kill_group` reaches all it starts), output in ``log``.
+
+    SIGINT gets its default disposition, as a terminal's foreground job has it: a shell without job
+    control starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN (no
+    KeyboardInterrupt ever), so a Ctrl-C test run under ``make test &`` would otherwise test nothing.
+    """
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env(extra_env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
+
+
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    """Wait with a deadline; on timeout kill the whole group; fail with the log on a timeout or a non-zero exit."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise AssertionError(f"{proc.args} timed out after {timeout} s:\n{log.read_text()[-3000:]}") from None
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
 def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGTERM the process group of ``proc``, SIGKILL it after ``grace`` seconds, reap the child."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

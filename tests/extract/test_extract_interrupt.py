@@ -17,7 +17,7 @@ import pytest
 from tinyvmaf.config import compose_text
 
 from kit import REPO
-from project import env, journal_lines, kill_group
+from project import finish, journal_lines, start
 
 pytest_plugins = ["servers"]
 pytestmark = pytest.mark.slow
@@ -29,26 +29,7 @@ def extract(corpus: Path, out: Path, cache: Path, log: Path) -> subprocess.Popen
     """`tinyvmaf extract` on the small corpus, one pair at a time, in its own process group."""
     cmd = [sys.executable, "-m", "tinyvmaf.cli", "extract", "--params", str(corpus.parent / "params.yaml")]
     cmd += ["--manifest", str(corpus / "manifest.csv"), "--out", str(out), "--workers", "1", "--no-progress"]
-    fh = log.open("w")
-    proc = subprocess.Popen(
-        cmd,
-        env=env({"TINYVMAF_CACHE_DIR": str(cache)}),
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    fh.close()
-    return proc
-
-
-def finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        raise
-    assert proc.returncode == 0, log.read_text()
+    return start(cmd, None, log, {"TINYVMAF_CACHE_DIR": str(cache)})
 
 
 def entries(cache: Path) -> dict[Path, object]:

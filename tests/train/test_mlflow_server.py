@@ -9,14 +9,13 @@ server (they land in the artifact destination, never beside the client).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from project import env, kill_group
+from project import finish, start
 
 if TYPE_CHECKING:
     from servers import Pipeline
@@ -43,12 +42,13 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
         # Two sweeps at once, two client folders, one server: both finish, each with its own runs.
         other_dir = tmp_path / "client2"
         other_dir.mkdir()
+        server = {"MLFLOW_TRACKING_URI": url}
         jobs = [
-            start([*train, "-m", *common, "arch=mlp_32x2,mlp_64x2"], client_dir, {"MLFLOW_TRACKING_URI": url}),
-            start([*train, "-m", *common, "arch=mlp_64x3"], other_dir, {"MLFLOW_TRACKING_URI": url}),
+            (folder, start([*train, "-m", *common, arch], folder, folder / "client.log", server))
+            for folder, arch in ((client_dir, "arch=mlp_32x2,mlp_64x2"), (other_dir, "arch=mlp_64x3"))
         ]
-        for proc, log in jobs:
-            finish(proc, log, timeout=400)
+        for folder, proc in jobs:
+            finish(proc, folder / "client.log", timeout=400)
 
         client = MlflowClient(tracking_uri=url)
         exp = client.get_experiment_by_name("tinyvmaf")
@@ -84,30 +84,3 @@ def test_training_logs_to_team_server(tmp_path: Path, pipeline: Pipeline) -> Non
     assert not (client_dir / "mlartifacts").exists()
     assert not (client_dir / "mlruns").exists()
     assert not (tmp_path / "client2" / "mlflow.db").exists()
-
-
-def start(cmd: list[str], cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, Path]:
-    """A client process in its own group, its output in a log file (two run at once)."""
-    log = cwd / "client.log"
-    fh = log.open("w")
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env(extra),
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    fh.close()
-    return proc, log
-
-
-def finish(proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Wait with a deadline; on timeout kill the whole group; fail with the log on a non-zero exit."""
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        raise AssertionError(f"{proc.args} timed out:\n{log.read_text()[-3000:]}") from None
-    assert proc.returncode == 0, log.read_text()[-3000:]

@@ -11,33 +11,15 @@ from pathlib import Path
 
 import pytest
 
+import project
 from kit import MODEL_ID, REPO, Kit
-from project import env, kill_group
+from project import kill_group
 
 pytestmark = pytest.mark.slow
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
-    fh = log.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinyvmaf.cli", *args],
-        cwd=cwd,
-        env=env(),
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
-        # inherited SIG_IGN (no KeyboardInterrupt ever): CI under `cmd &` would then test nothing. The
-        # child gets the default disposition a terminal's foreground job has.
-        preexec_fn=_default_sigint,
-    )
-    fh.close()
-    return proc
+    return project.start([sys.executable, "-m", "tinyvmaf.cli", *args], cwd, log)
 
 
 def interrupt(proc: subprocess.Popen, log: Path) -> int:
