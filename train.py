@@ -19,12 +19,16 @@ works.
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
+from tinyvmaf.common.cpu import pin_process
 
-import hydra
-from omegaconf import DictConfig
+pin_process()  # before numpy/torch load: the same bytes on any x86-64 CPU (tinyvmaf.common.cpu)
+
+import logging  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 log = logging.getLogger("train")
 

@@ -12,9 +12,10 @@ References are stored lossless (FFV1 in Matroska).  Each goes through an
 encode ladder (x264 / x265 / SVT-AV1 CRF rungs, and downscale → encode
 rungs that the extractor upscales back with bicubic, the way Netflix builds
 its dataset), so the corpus spans the VMAF range.  Every encode is
-single-threaded with FFmpeg's bitexact flags, so building twice gives
-byte-identical files and the committed ``data.dvc`` matches a rebuild on a
-fresh machine.
+single-threaded with FFmpeg's bitexact flags, and FFmpeg and the encoders
+run their plain C code (:mod:`tinyvmaf.common.cpu`), so building twice gives
+byte-identical files and the committed ``data.dvc`` matches a rebuild on any
+x86-64 machine.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..common import cpu
 from ..common.atomic import atomic_path
 from ..media.ffmpeg import resolve_ffmpeg, run_ffmpeg
 from .manifest import write_manifest
@@ -136,24 +138,28 @@ class Hrc:
     scale: tuple[int, int] | None = None
 
 
-_X264 = ("-c:v", "libx264", "-preset", "medium", "-threads", "1", "-pix_fmt", "yuv420p")
-_X265 = ("-c:v", "libx265", "-preset", "fast", "-x265-params", "pools=none:frame-threads=1:log-level=error")
-_AV1 = ("-c:v", "libsvtav1", "-preset", "10", "-svtav1-params", "lp=1")
-
-
 def demo_ladder() -> list[Hrc]:
-    """Ten HRCs from near-transparent to heavily damaged."""
+    """Ten HRCs from near-transparent to heavily damaged.
+
+    Each encoder runs one thread with its own asm off (:mod:`tinyvmaf.common.cpu`): their SIMD
+    paths make other bitstreams than their C code, and which SIMD path runs depends on the CPU.
+    """
+    x264 = ("-c:v", "libx264", "-preset", "medium", "-threads", "1", "-pix_fmt", "yuv420p")
+    x264 += ("-x264-params", cpu.encoder_params("libx264"))
+    x265 = ("-c:v", "libx265", "-preset", "fast")
+    x265 += ("-x265-params", cpu.encoder_params("libx265", "pools=none:frame-threads=1:log-level=error"))
+    av1 = ("-c:v", "libsvtav1", "-preset", "10", "-svtav1-params", cpu.encoder_params("libsvtav1", "lp=1"))
     return [
-        Hrc("x264_crf18", (*_X264, "-crf", "18")),
-        Hrc("x264_crf28", (*_X264, "-crf", "28")),
-        Hrc("x264_crf38", (*_X264, "-crf", "38")),
-        Hrc("x264_crf48", (*_X264, "-crf", "48")),
-        Hrc("x265_crf32", (*_X265, "-crf", "32")),
-        Hrc("x265_crf42", (*_X265, "-crf", "42")),
-        Hrc("av1_crf45", (*_AV1, "-crf", "45")),
-        Hrc("av1_crf60", (*_AV1, "-crf", "60")),
-        Hrc("down288_x264_crf23", (*_X264, "-crf", "23"), scale=(288, 162)),
-        Hrc("down144_x264_crf30", (*_X264, "-crf", "30"), scale=(144, 82)),
+        Hrc("x264_crf18", (*x264, "-crf", "18")),
+        Hrc("x264_crf28", (*x264, "-crf", "28")),
+        Hrc("x264_crf38", (*x264, "-crf", "38")),
+        Hrc("x264_crf48", (*x264, "-crf", "48")),
+        Hrc("x265_crf32", (*x265, "-crf", "32")),
+        Hrc("x265_crf42", (*x265, "-crf", "42")),
+        Hrc("av1_crf45", (*av1, "-crf", "45")),
+        Hrc("av1_crf60", (*av1, "-crf", "60")),
+        Hrc("down288_x264_crf23", (*x264, "-crf", "23"), scale=(288, 162)),
+        Hrc("down144_x264_crf30", (*x264, "-crf", "30"), scale=(144, 82)),
     ]
 
 

@@ -1,8 +1,8 @@
 """Content-addressed cache of per-pair libvmaf results.
 
 The key is a SHA-256 over the bytes of both inputs, their declared
-geometry, the extractor version, the FFmpeg binary and the extraction
-params, so a cached entry is valid whatever the file is called and
+geometry, the extractor version, the FFmpeg binary, its CPU pinning
+(:mod:`tinyvmaf.common.cpu`) and the extraction params, so a cached entry is valid whatever the file is called and
 wherever it lives.  The cache sits outside DVC's outs (DVC deletes outs
 before re-running a stage), defaults to ``.tinyvmaf-cache/`` at the project
 root and can be pointed at a shared path (``TINYVMAF_CACHE_DIR``) so that
@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from ..common import cpu
 from ..common.atomic import atomic_write_text
 from ..common.provenance import file_sha256
 from ..contract import FEATURES
@@ -54,6 +55,7 @@ def pair_key(ref: Video, dist: Video, ffmpeg_digest: str, params: dict) -> str:
     payload = {
         "extractor": EXTRACTOR_VERSION,
         "ffmpeg": ffmpeg_digest,
+        "ffmpeg_args": cpu.ffmpeg_global_args(),  # -cpuflags 0 changes the upscaled rungs' features
         "params": params,
         "ref": [file_digest(ref.path), ref.width, ref.height, ref.pix_fmt] if ref.is_raw else [file_digest(ref.path)],
         "dist": [file_digest(dist.path), dist.width, dist.height, dist.pix_fmt]

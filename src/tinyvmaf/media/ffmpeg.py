@@ -18,6 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common import cpu
+
 ENV_VAR = "TINYVMAF_FFMPEG"
 
 
@@ -106,8 +108,9 @@ def ffmpeg_info(explicit: str | os.PathLike[str] | None = None) -> FFmpegInfo:
 
 def run_ffmpeg(args: list[str], ffmpeg: str, *, what: str, loglevel: str = "error") -> subprocess.CompletedProcess[str]:
     """Run FFmpeg quietly; on failure raise with the tail of its stderr and ``what`` it was doing."""
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", loglevel, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", loglevel, *cpu.ffmpeg_global_args(), *args]
+    env = cpu.pinned_environment() if cpu.enabled() else None  # glibc's libm inside FFmpeg too
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise FFmpegError(f"FFmpeg failed while {what} (exit {proc.returncode}):\n{tail}")
