@@ -20,7 +20,8 @@ NumPy (exp, log, ...)        its own AVX2 / AVX-512 loops           ``NPY_DISABL
 OpenBLAS (NumPy's ``@``)     kernel per CPU family                  not used on any hashed output: the teacher
                                                                     sums in a fixed order (``exactmath``)
 ATen (torch CPU kernels)     DEFAULT / AVX2 / AVX-512 builds        ``ATEN_CPU_CAPABILITY=avx2``
-MKL GEMM (torch ``Linear``)  per ISA, and other paths on AMD        ``MKL_CBWR=AVX2,STRICT``
+MKL GEMM (torch ``Linear``)  per ISA, and other paths on AMD        ``MKL_CBWR=AVX2,STRICT`` and
+                                                                    ``MKL_ENABLE_INSTRUCTIONS=AVX2``
 oneDNN                       per ISA                                ``ONEDNN_MAX_CPU_ISA=AVX2``
 ONNX Runtime (MLAS)          per ISA                                the graph has no GEMM nor transcendental:
                                                                     every op is one IEEE rounding
@@ -63,6 +64,7 @@ NUMPY_DISPATCH = (
 PINNED_ENV: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_CBWR": "AVX2,STRICT",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # it overrides MKL_CBWR when set (measured: AVX512 changes the bits)
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "NPY_DISABLE_CPU_FEATURES": NUMPY_DISPATCH,
 }
