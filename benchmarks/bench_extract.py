@@ -44,7 +44,8 @@ def tinyvmaf_extract(manifest: Path, out: Path, cache: Path, workers: int) -> fl
 
 
 def bare_commands(manifest: Path, log_dir: Path) -> list[list[str]]:
-    """The extractor's own FFmpeg command per pair (same graph, same models), nothing around it."""
+    """The extractor's own FFmpeg command per pair (same graph, models and CPU pinning), nothing around it."""
+    from tinyvmaf.common.cpu import ffmpeg_global_args
     from tinyvmaf.extract.libvmaf import build_filtergraph
     from tinyvmaf.media.ffmpeg import ffmpeg_info
     from tinyvmaf.media.video import probe
@@ -54,7 +55,7 @@ def bare_commands(manifest: Path, log_dir: Path) -> list[list[str]]:
     for i, p in enumerate(read_manifest(manifest)):
         pr = probe(p.ref, exe)  # done here, outside the timed part: the baseline knows the geometry for free
         graph = build_filtergraph((pr.width, pr.height), pr.pix_fmt, log_dir / f"{i}.json", ["vmaf_v0.6.1"], None)
-        cmds.append([exe, "-hide_banner", "-nostdin", "-loglevel", "error", *p.dist.input_args(),
+        cmds.append([exe, "-hide_banner", "-nostdin", "-loglevel", "error", *ffmpeg_global_args(), *p.dist.input_args(),
                      *p.ref.input_args(), "-lavfi", graph, "-f", "null", "-"])  # fmt: skip
     return cmds
 
