@@ -45,6 +45,28 @@ def test_pooled_errors_are_per_pair_means() -> None:
     assert out["within"] == pytest.approx(3 / 6)  # |error| <= 0.5: 0.5, 0 and 0
 
 
+def test_a_nan_anywhere_makes_the_worst_pooled_error_nan() -> None:
+    """Python's max() skips a NaN unless it comes first; the worst pooled error must carry it wherever it is."""
+    x = np.zeros((6, 6), np.float32)
+    y = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    s = EvalSet("g", x, y, np.array(["a", "a", "b", "b", "c", "c"]))
+    for row in range(6):  # the NaN in the first, the middle and the last pair
+        pred = y + 0.01
+        pred[row] = np.nan
+        out = measure(lambda _, p=pred: p, s, within=0.5)
+        assert np.isnan(out["pooled_abs_max"]), row
+        for k in ("rmse", "max_abs", "plcc", "srocc"):
+            assert np.isnan(out[k]), (row, k)
+    teacher_nan = EvalSet("g", x, np.array([10.0, 20.0, 30.0, np.nan, 50.0, 60.0]), s.groups)
+    assert np.isnan(measure(lambda _: y, teacher_nan, within=0.5)["pooled_abs_max"])
+
+
+def test_an_empty_set_is_an_error_naming_it() -> None:
+    empty = EvalSet("test", np.zeros((0, 6), np.float32), np.zeros(0), np.array([], dtype=str))
+    with pytest.raises(ValueError, match="'test' has 0 row"):
+        measure(lambda x: np.zeros(len(x)), empty, within=0.5)
+
+
 def test_peers_are_measured_on_the_same_rows(kit: Kit) -> None:
     from tinyvmaf.evaluate.peers import load_peers
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 from onnx import helper, numpy_helper
 
@@ -247,15 +248,65 @@ def test_contract_names_a_wrong_io(kit: Kit, tmp_path: Path, capsys: pytest.Capt
     assert any("symbolic batch" in p for p in report["checks"]["contract"]["details"]["problems"])
 
 
+def test_an_empty_test_set_fails_fidelity_by_name(kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """No test frames (0 rows): the fidelity check fails naming the set, instead of crashing or passing."""
+    labels = pd.read_parquet(kit.labels)
+    labels.loc[labels["split"] == "test", "split"] = "val"
+    path = tmp_path / "no-test.parquet"
+    labels.to_parquet(path, index=False)
+    rc, report, text = gate(kit, tmp_path, capsys, "--checks", "fidelity", overrides=(f"paths.labels={path}",))
+    assert rc == 1 and report["failed"] == ["fidelity"], text
+    fid = report["checks"]["fidelity"]
+    assert fid["error"] is None  # measured what it could: a criterion names the empty set
+    crit = fid["criteria"]
+    assert crit["test/rows"] == {"value": 0, "threshold": 2, "op": ">=", "pass": False}
+    for k in ("test/rmse", "test/max_abs", "test/plcc", "test/srocc"):
+        assert crit[k]["value"] is None and crit[k]["pass"] is False, k
+    assert crit["dense/rows"]["pass"] and crit["dense/rmse"]["pass"] and crit["golden/pooled_abs_max"]["pass"]
+    assert "test/rows = 0 (needs >= 2)" in text
+
+
+def test_a_nan_in_a_later_golden_pair_fails_the_pooled_criterion(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """max() would skip a NaN pooled error that does not come first; the worst pooled error must not."""
+    frames = pd.read_parquet(kit.golden_frames)
+    netflix = frames.index[frames["set"] == "netflix"]
+    last_pair = frames.loc[netflix, "pair"].iloc[-1]
+    assert last_pair != frames.loc[netflix, "pair"].iloc[0]
+    frames.loc[netflix[-1], "vmaf_v0.6.1"] = np.nan  # the teacher's score of the last pair's last frame
+    path = tmp_path / "golden-nan.parquet"
+    frames.to_parquet(path, index=False)
+    rc, report, _ = gate(kit, tmp_path, capsys, "--checks", "fidelity", overrides=(f"paths.golden_frames={path}",))
+    assert rc == 1 and report["failed"] == ["fidelity"]
+    crit = report["checks"]["fidelity"]["criteria"]
+    assert crit["golden/pooled_abs_max"]["value"] is None and crit["golden/pooled_abs_max"]["pass"] is False
+    assert crit["dense/rmse"]["pass"] and crit["test/rmse"]["pass"]
+    pooled = report["checks"]["fidelity"]["details"]["figures"]["golden"]["pooled"]
+    assert np.isnan(pooled[last_pair]["diff"]) and not np.isnan(pooled[frames.loc[netflix, "pair"].iloc[0]]["diff"])
+
+
 # --------------------------------------------------------------------------- units
 
 
 def test_criterion_nan_fails() -> None:
     assert not Criterion("plcc", float("nan"), 0.5, ">=").passed
+    assert not Criterion("rmse", float("nan"), 0.5, "<=").passed
     assert Criterion("opset", 17, 17, "==").passed
     assert CheckResult("empty").passed is False  # nothing measured vouches for nothing
     with pytest.raises(ValueError, match="op"):
         Criterion("x", 1, 1, "<")
+
+
+def test_criterion_fails_closed_on_none_nan_and_inf() -> None:
+    """A value or threshold that is None, NaN (NumPy's too) or infinite fails every comparison."""
+    for value in (None, float("nan"), np.float32("nan"), np.float64("nan"), float("inf"), -float("inf")):
+        for op in (">=", "<=", "=="):
+            assert not Criterion("x", value, 0.5, op).passed, (value, op)
+    assert not Criterion("rmse", 0.01, float("inf"), "<=").passed  # an infinite bound switches nothing off
+    assert not Criterion("rmse", 0.01, float("nan"), "<=").passed
+    assert Criterion("rmse", np.float32(0.01), 0.05, "<=").passed and Criterion("n", np.int64(3), 2, ">=").passed
+    assert not Criterion("flag", True, 1, "==").passed  # a bool is not a measurement
 
 
 def test_edge_rows_cover_the_corners() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,10 +11,15 @@ import pandas as pd
 import pytest
 
 from tinyvmaf.cli import main
+from tinyvmaf.common.checks import CheckResult
 from tinyvmaf.config import compose_text
+from tinyvmaf.config.schema import GoldenConfig
 from tinyvmaf.golden.recipes import PROJECT_RECIPES
+from tinyvmaf.golden.stage import compare, pooled, run_golden
 
+from conftest import config
 from kit import REPO
+from synth import TEACHER
 
 GOLDEN = REPO / "assets" / "golden"
 
@@ -94,3 +100,56 @@ def test_regenerating_the_project_set_reproduces_the_pinned_one(tmp_path: Path, 
     for f, p in zip(fresh["pairs"], pinned["pairs"], strict=True):
         assert f["sha256"] == p["sha256"], f["name"]
         assert f["expected"] == p["expected"], f["name"]
+    # The carried file says how it was made and how to re-pin it, in the words regenerating writes.
+    assert fresh["about"] == pinned["about"] and "`tinyvmaf golden --regenerate`" in pinned["about"]
+
+
+def golden_config(*sets: str) -> GoldenConfig:
+    return dataclasses.replace(config().golden, sets=list(sets))
+
+
+def test_a_pin_without_sha256_is_an_error_naming_the_pin(tmp_path: Path) -> None:
+    """Without the media hashes the drift check would compare nothing and pass: that is an error."""
+    golden = tmp_path / "golden"
+    shutil.copytree(GOLDEN, golden)
+    spec = json.loads((golden / "project.json").read_text())
+    name = spec["pairs"][-1]["name"]
+    for bad in (None, {}, {"ref": spec["pairs"][-1]["sha256"]["ref"]}, "not-a-hash"):
+        if bad is None:
+            del spec["pairs"][-1]["sha256"]
+        else:
+            spec["pairs"][-1]["sha256"] = bad
+        (golden / "project.json").write_text(json.dumps(spec))
+        report, _ = run_golden(golden, golden_config("project"), teacher=TEACHER, ffmpeg=None)
+        assert not report.passed and "project" in report.failed, bad
+        error = report.check("project").error
+        assert error is not None and f"[{name!r}]" in error and "sha256" in error, (bad, error)
+
+
+def test_an_empty_netflix_set_is_an_error(tmp_path: Path) -> None:
+    golden = tmp_path / "golden"
+    shutil.copytree(GOLDEN / "netflix", golden / "netflix")
+    spec = json.loads((golden / "netflix" / "golden.json").read_text())
+    spec["pairs"] = []
+    (golden / "netflix" / "golden.json").write_text(json.dumps(spec))
+    report, table = run_golden(golden, golden_config("netflix"), teacher=TEACHER, ffmpeg=None)
+    assert report.failed == ["netflix", "teacher"] and table.empty
+    assert "lists no pairs" in report.check("netflix").error
+    assert "no golden frames" in report.check("teacher").error
+
+
+def test_a_nan_deviation_fails_the_pair_wherever_it_is() -> None:
+    """max() over the deviations skips a NaN unless it comes first; the pair's criterion must fail."""
+    expected = {"vmaf": 70.0, "adm2": 0.9, "vif_scale0": 0.5, "motion2": 1.4}
+    for key in expected:
+        got = {**expected, key: float("nan")}
+        res = CheckResult("netflix")
+        compare("netflix", "pair_a", got, expected, 5e-5, res)
+        crit = res.criteria[0]
+        assert crit.name == "netflix/pair_a" and not crit.passed, key
+        assert f"worst key {key}" in crit.info
+    res = CheckResult("netflix")
+    compare("netflix", "pair_b", {"vmaf": 70.0}, {}, 5e-5, res)  # nothing expected: nothing vouched for
+    assert not res.criteria[0].passed and res.criteria[0].value is None
+    with pytest.raises(ValueError, match="no frames"):
+        pooled([], TEACHER)

@@ -91,6 +91,18 @@ def test_the_teacher_check_names_the_frame(labels: pd.DataFrame) -> None:
     assert "skipped" in check_teacher(labels, "vmaf_v0.6.1neg", 2e-4)  # NEG's features are not these
 
 
+def test_the_teacher_check_fails_on_nan_and_on_no_labels(labels: pd.DataFrame) -> None:
+    """NaN > tolerance is False and an empty table has no maximum: both must fail, not pass as 0."""
+    for col in (TEACHER, "vif_scale2"):  # libvmaf's logged score, then a feature
+        bad = labels.copy()
+        bad.loc[7, col] = np.nan
+        where = rf"pair {bad.loc[7, 'key']!r} frame {int(bad.loc[7, 'frame'])}"
+        with pytest.raises(TeacherMismatch, match=rf"by nan .* {where}"):
+            check_teacher(bad, TEACHER, 2e-4)
+    with pytest.raises(TeacherMismatch, match=f"teacher {TEACHER}: no labelled frames"):
+        check_teacher(labels.iloc[:0], TEACHER, 2e-4)
+
+
 def test_stage_cli(labels: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     labels.to_parquet("labels.parquet", index=False)

@@ -37,10 +37,15 @@ class Criterion:
 
     @property
     def passed(self) -> bool:
-        v = self.value
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        """Fails closed: a value or threshold that is None, NaN or infinite fails whatever the comparison.
+
+        (NaN compares False both ways, so ``nan > tol`` would pass a "fail if above" test, and an
+        infinite bound would pass anything.)  NumPy scalars count as the numbers they hold.
+        """
+        v, t = self.value, self.threshold
+        if not (finite(v) and finite(t)):
             return False
-        return {">=": v >= self.threshold, "<=": v <= self.threshold, "==": v == self.threshold}[self.op]
+        return {">=": v >= t, "<=": v <= t, "==": v == t}[self.op]  # type: ignore[operator]
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"value": json_number(self.value), "threshold": self.threshold, "op": self.op}
@@ -146,6 +151,16 @@ def guarded(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - any failure to measure is a failed check
         log.debug("check %s raised:\n%s", name, traceback.format_exc())
         return CheckResult(name, error=f"{type(exc).__name__}: {exc}")
+
+
+def finite(v: Any) -> bool:
+    """A real, finite number (``bool`` is not one: a criterion compares measurements, not flags)."""
+    if v is None or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def json_number(v: Any) -> Any:

@@ -10,6 +10,7 @@ with NumPy/pandas: importing ``scipy.stats`` costs seconds per process.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -57,6 +58,17 @@ def figures(pred: np.ndarray, target: np.ndarray, *, within: float) -> dict[str,
         "within": float(np.mean(err <= within)),
         "n": n,
     }
+
+
+def worst(values: Iterable[float]) -> float:
+    """The largest of ``values``; NaN when any of them is NaN or there is none.
+
+    Python's ``max()`` skips a NaN unless it comes first (``max([1.0, nan])``
+    is 1.0) and raises on an empty sequence; an aggregate a check compares
+    with a threshold must instead carry the NaN, so the check fails.
+    """
+    a = np.asarray(list(values), dtype=np.float64)
+    return float(a.max()) if a.size else float("nan")  # ndarray.max propagates NaN
 
 
 def rounded(d: dict, places: int = 6) -> dict:

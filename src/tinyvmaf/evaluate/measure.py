@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.metrics import figures, rounded
+from ..common.metrics import FIGURES, figures, rounded, worst
 from .sets import EvalSet
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -29,14 +29,34 @@ def pooled_errors(pred: np.ndarray, s: EvalSet) -> dict[str, dict[str, float]]:
     return out
 
 
+#: The fewest rows a set is measured on (a correlation needs two).
+MIN_ROWS = 2
+
+
 def measure(predict: Predict, s: EvalSet, *, within: float) -> dict[str, Any]:
-    """Frame figures of ``predict`` on ``s``; with pooled per-pair errors where the set has pairs."""
+    """Frame figures of ``predict`` on ``s``; with pooled per-pair errors where the set has pairs.
+
+    A NaN anywhere (a prediction, a teacher score) makes every figure that
+    aggregates it NaN, the worst pooled error included, so no check built on
+    them can pass.  A set of fewer than :data:`MIN_ROWS` rows is an error naming it.
+    """
+    if len(s) < MIN_ROWS:
+        raise ValueError(f"evaluation set {s.name!r} has {len(s)} row(s): nothing to measure (needs >= {MIN_ROWS})")
     pred = np.asarray(predict(s.x), dtype=np.float64)
     out: dict[str, Any] = rounded(figures(pred, s.y, within=within))
     if s.groups is not None:
         pairs = pooled_errors(pred, s)
-        out["pooled_abs_max"] = round(max(abs(p["diff"]) for p in pairs.values()), 6)
+        out["pooled_abs_max"] = round(worst(abs(p["diff"]) for p in pairs.values()), 6)
         out["pooled"] = {k: rounded(v) for k, v in pairs.items()}
+    return out
+
+
+def unmeasured(s: EvalSet) -> dict[str, Any]:
+    """The figures of a set too small to measure: every one ``None`` (so a check on it fails), ``n`` its rows."""
+    out: dict[str, Any] = {k: None for k in FIGURES}
+    out["n"] = len(s)
+    if s.groups is not None:
+        out["pooled_abs_max"] = None
     return out
 
 

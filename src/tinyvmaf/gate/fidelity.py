@@ -6,6 +6,10 @@ max |error| over the feature space real videos reach), the test contents
 |pooled student − pooled teacher|, a clip's score being the mean of its
 frames).  The figures are the evaluation's own (:func:`tinyvmaf.evaluate.measure.measure`),
 so the gate and the model card cannot disagree.
+
+Fails closed: a NaN anywhere in a set makes its figures NaN, and a NaN (or
+missing) value fails its criterion; a set with fewer than two rows is not
+measured at all and fails ``<set>/rows`` (and every criterion on it) by name.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from ..common.checks import CheckResult, Criterion
 from ..config.schema import Config
-from ..evaluate.measure import measure
+from ..evaluate.measure import MIN_ROWS, measure, unmeasured
 from ..evaluate.sets import standard_sets
 from ..model.runtime import load_tiny_model
 
@@ -29,9 +33,13 @@ def fidelity_check(params: Config, model_path: Path, *, labels: Path, golden_fra
     }
     th = params.gate.fidelity
     within = params.evaluate.within
-    figs = {name: measure(model.predict, s, within=within) for name, s in sets.items()}
+    figs = {
+        name: measure(model.predict, s, within=within) if len(s) >= MIN_ROWS else unmeasured(s)
+        for name, s in sets.items()
+    }
     res = CheckResult("fidelity", details={"teacher": params.label.teacher, "figures": figs})
     d, t, g = figs["dense"], figs["test"], figs["golden"]
+    res.criteria += [Criterion(f"{name}/rows", len(s), MIN_ROWS, ">=") for name, s in sets.items()]
     res.criteria += [
         Criterion("dense/rmse", d["rmse"], th.dense.rmse_max, "<="),
         Criterion("dense/max_abs", d["max_abs"], th.dense.max_abs_max, "<="),

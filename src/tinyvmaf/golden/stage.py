@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import tempfile
 from pathlib import Path
@@ -33,6 +34,7 @@ import pandas as pd
 
 from ..common.atomic import atomic_path, atomic_write_text
 from ..common.checks import CheckResult, Criterion, Report, guarded
+from ..common.metrics import worst
 from ..config.schema import ExtractConfig, GoldenConfig
 from ..contract import FEATURES
 from ..corpus.manifest import Pair
@@ -64,6 +66,8 @@ def extract_golden(
 
 def pooled(frames: list[dict[str, float]], teacher: str) -> dict[str, float]:
     """Mean over frames (libvmaf's pooling) of the features and the score, the score as ``vmaf``."""
+    if not frames:
+        raise ValueError("no frames were extracted")
     row = {k: sum(f[k] for f in frames) / len(frames) for k in (*FEATURES, teacher)}
     row["vmaf"] = row.pop(teacher)
     row["frames"] = len(frames)
@@ -79,12 +83,17 @@ def compare(
     res: CheckResult,
     loose: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    """One criterion per pair (the worst |got − expected| over its keys), plus one per loose key."""
+    """One criterion per pair (the worst |got − expected| over its keys), plus one per loose key.
+
+    Fails closed: a NaN deviation makes the pair's value NaN (Python's ``max()`` would skip it), and a
+    pair with a missing key or nothing expected has no value; either fails the pair's criterion.
+    """
     devs = {k: abs(got[k] - v) for k, v in expected.items() if k in got}
     missing = [k for k in expected if k not in got]
-    worst = max(devs, key=devs.__getitem__) if devs else None
-    value = max(devs.values()) if devs and not missing else None
-    info = f"worst key {worst}" + (f"; missing {missing}" if missing else "")
+    nan = [k for k, d in devs.items() if math.isnan(d)]
+    worst_key = nan[0] if nan else max(devs, key=devs.__getitem__) if devs else None
+    value = worst(devs.values()) if devs and not missing else None
+    info = (f"worst key {worst_key}" if devs else "nothing expected") + (f"; missing {missing}" if missing else "")
     res.criteria.append(Criterion(f"{set_name}/{name}", value, tolerance, "<=", info=info))
     for k, (v, tol) in (loose or {}).items():
         res.criteria.append(Criterion(f"{set_name}/{name}/{k}", abs(got[k] - v), tol, "<="))
@@ -97,6 +106,8 @@ def netflix_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str
     if not spec_path.is_file():
         raise FileNotFoundError(f"{spec_path}: Netflix's golden set is missing (it ships in git: git checkout it)")
     spec = json.loads(spec_path.read_text())
+    if not spec.get("pairs"):
+        raise ValueError(f"{spec_path} lists no pairs: an empty golden set vouches for nothing")
     pairs = []
     for p in spec["pairs"]:
         ref = Video(folder / p["ref"], p.get("width"), p.get("height"), p.get("pix_fmt"))
@@ -119,6 +130,12 @@ def load_project_spec(golden_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def pinned_hashes(pin: dict[str, Any]) -> bool:
+    """Whether a project pin carries the sha256 of both its media (``{"ref": hex, "dist": hex}``)."""
+    h = pin.get("sha256")
+    return isinstance(h, dict) and all(isinstance(h.get(k), str) and len(h[k]) == 64 for k in ("ref", "dist"))
+
+
 def project_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str | None, frames: dict) -> CheckResult:
     spec = load_project_spec(golden_dir)
     pinned = {p["name"]: p for p in spec.get("pairs", [])}
@@ -128,10 +145,18 @@ def project_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str
             f"{golden_dir / PROJECT_FILE} pins {sorted(pinned)} but the recipes are {sorted(recipes)}; "
             "run `tinyvmaf golden --regenerate`"
         )
+    unhashed = [n for n, p in pinned.items() if not pinned_hashes(p)]
+    if unhashed:
+        # Without the hashes the drift criterion below would compare nothing and pass.
+        raise ValueError(
+            f"{golden_dir / PROJECT_FILE}: pin(s) {unhashed} have no sha256 of their ref and dist media "
+            "(\"sha256\": {\"ref\": ..., \"dist\": ...}), so media drift cannot be checked; re-pin with "
+            "`tinyvmaf golden --regenerate` after checking why they are missing"
+        )
     res = CheckResult("project")
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-golden-") as tmp:
         media = generate_project_media(Path(tmp), ffmpeg)
-        drift = {n: m["sha256"] for n, m in media.items() if m["sha256"] != pinned[n].get("sha256", m["sha256"])}
+        drift = {n: m["sha256"] for n, m in media.items() if m["sha256"] != pinned[n]["sha256"]}
         # Media that differ from the pinned bytes would be scored against numbers made from other
         # bytes: say so instead of reporting a mysterious deviation.
         res.criteria.append(
@@ -161,8 +186,8 @@ def teacher_check(table: pd.DataFrame, teacher: str, tolerance: float) -> CheckR
     if table.empty:
         raise ValueError("no golden frames to compare the teacher on")
     dev = np.abs(model.predict(table[list(FEATURES)].to_numpy(np.float64)) - table[teacher].to_numpy(np.float64))
-    worst = int(np.argmax(dev))
-    at = f"{table['set'].iloc[worst]}/{table['pair'].iloc[worst]} frame {int(table['frame'].iloc[worst])}"
+    i = int(np.argmax(dev))  # the first NaN, if any (and dev.max() is then NaN: the criterion fails)
+    at = f"{table['set'].iloc[i]}/{table['pair'].iloc[i]} frame {int(table['frame'].iloc[i])}"
     res = CheckResult("teacher", details={"frames": len(table), "worst_frame": at, "model": model.source})
     res.criteria.append(Criterion("teacher/max_abs_dev", float(dev.max()), tolerance, "<=", info=f"at {at}"))
     return res

@@ -60,6 +60,9 @@ class SampleSummary:
 def check_teacher(labels: pd.DataFrame, teacher: str, tolerance: float) -> dict[str, Any]:
     """Max |teacher(features) − libvmaf's score| over every labelled frame; raises past ``tolerance``.
 
+    Fails closed: a NaN deviation (a NaN feature or logged score) and an
+    empty table raise too, naming the frame or the teacher.
+
     A teacher whose model sets feature-extraction options (NEG's gain
     limits) is scored by libvmaf on *other* features than the default ones
     in the table, so the comparison does not apply and is reported skipped.
@@ -69,17 +72,18 @@ def check_teacher(labels: pd.DataFrame, teacher: str, tolerance: float) -> dict[
         return {"teacher": teacher, "skipped": "its features are extracted with other options (feature_opts_dicts)"}
     if teacher not in labels.columns:
         return {"teacher": teacher, "skipped": f"no {teacher!r} column in the labels"}
+    if labels.empty:
+        raise TeacherMismatch(f"teacher {teacher}: no labelled frames to check it against libvmaf on")
     x = labels[list(FEATURES)].to_numpy(np.float64)
     dev = np.abs(model.predict(x) - labels[teacher].to_numpy(np.float64))
-    worst = int(np.argmax(dev)) if len(dev) else 0
-    out = {"teacher": teacher, "frames": int(len(dev)), "max_abs_dev": float(dev.max()) if len(dev) else 0.0}
-    if len(dev) and dev[worst] > tolerance:
+    worst = int(np.argmax(dev))  # the first NaN, if any: NaN > tolerance is False, so test "not <="
+    if not dev[worst] <= tolerance:
         row = labels.iloc[worst]
         raise TeacherMismatch(
             f"teacher {teacher} from the features differs from libvmaf's logged score by {dev[worst]:.3g} "
             f"(> {tolerance:g}) on pair {row['key']!r} frame {int(row['frame'])}: the model file and libvmaf disagree"
         )
-    return out
+    return {"teacher": teacher, "frames": int(len(dev)), "max_abs_dev": float(dev[worst])}
 
 
 def make_samples(
