@@ -7,6 +7,7 @@ package data; the base install carries only what scoring needs (the pipeline is 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +28,17 @@ def sh(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -
 def test_wheel_in_a_fresh_venv_scores_a_golden_pair(tmp_path: Path, golden_dir: Path) -> None:
     packaged = REPO / "src" / "tinyvmaf" / "packaged" / "vmaf_tiny_fr_v2_nflx.onnx"
     assert packaged.is_file(), f"{packaged}: no packaged model (make release, then commit it)"
+    # Built from a copy of what the wheel is made of: setuptools writes build/ and *.egg-info/ beside
+    # pyproject.toml, and a test must leave the checkout as it found it.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     dist = tmp_path / "dist"
     sh(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)],
-        REPO,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)],
+        source,
     )
     (wheel,) = dist.glob("tinyvmaf-*.whl")
     venv = tmp_path / "venv"
