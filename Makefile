@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export MLFLOW_ALLOW_FILE_STORE ?= false
 
-.PHONY: setup system-deps run test lint bench bench-full params ui corpus loco stress check-lock release
+.PHONY: setup system-deps run test lint bench bench-full params ui corpus loco stress check-lock release readme push
 
 setup: $(STAMP)
 
@@ -70,6 +70,15 @@ bench-full: setup
 
 params: setup
 	tinyvmaf params
+
+# The README's pipeline figures (its `<!-- tinyvmaf:NAME begin -->` blocks) from the committed metrics/*.json:
+# run after `dvc repro` (and `make loco`), then commit README.md with them. `--check` is what the test runs.
+readme: setup
+	$(BIN)/python -m tinyvmaf.report readme
+
+# `dvc push --run-cache` plus the committed (cache: false) outs the run-cache names, which DVC leaves out.
+push: setup
+	$(BIN)/python -m tinyvmaf.experiments.runcache
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
