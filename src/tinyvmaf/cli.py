@@ -41,6 +41,9 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tinyvmaf.common.audit import record_opens  # files read, when $TINYVMAF_AUDIT_OPENS names a log (tests)
+
+    record_opens()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

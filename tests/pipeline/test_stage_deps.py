@@ -1,24 +1,44 @@
-"""Every stage depends on every piece of code its command imports (so no edit leaves a stale output).
+"""Every stage depends on everything its command reads: the code it imports and the files it opens.
 
-The command of a stage is ``tinyvmaf NAME ...``: the walk starts at the
+**Code.** The command of a stage is ``tinyvmaf NAME ...``: the walk starts at the
 dispatcher (``tinyvmaf/cli.py``) and the command's module, follows every
 ``import`` inside ``tinyvmaf`` transitively — module level and inside
 functions alike (the code imports lazily), but not ``if TYPE_CHECKING:``
 blocks, which never run — and includes each package's ``__init__.py``.
 Each file found must be a dep of the stage, or lie under a folder that is.
+
+**Files.** Each stage command of the shared pipeline (``servers.pipeline``) runs
+again, in a copy, under the audit hook of ``tinyvmaf.common.audit``
+(``$TINYVMAF_AUDIT_OPENS``): every file it opens for reading and every folder it
+lists inside the project must be a dep, under a dep folder, one of its own outs,
+``params.yaml`` (read per key: the stage's ``params:``), or git's and DVC's own.
+A ``X.dvc`` file counts as read from ``X`` (DVC refuses a ``.dvc`` file as a dep;
+its md5 is the hash of the dep ``X``).  The hook sees Python-level opens only
+(see its docstring): parquet and ONNX Runtime reads are native, and the train
+stage's spawned workers are not recorded.
 """
 
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from tinyvmaf.cli import COMMANDS
+from tinyvmaf.common.audit import ENV as AUDIT_ENV
 
 from kit import REPO
+from project import run
+
+if TYPE_CHECKING:
+    from servers import Pipeline
+
+pytest_plugins = ["servers"]
 
 SRC = REPO / "src"
 
@@ -123,3 +143,105 @@ def test_removing_a_dep_is_caught() -> None:
 
 def test_bytecode_is_not_a_dep() -> None:
     assert {"__pycache__/", "*.pyc"} <= set((REPO / ".dvcignore").read_text().split())
+
+
+# --------------------------------------------------------------------------- files read
+
+
+def resolved_stages(dvc_yaml: dict, params: dict) -> dict[str, dict]:
+    """``dvc.yaml``'s stages with every ``${...}`` resolved from ``params.yaml``, as DVC resolves them.
+
+    An entry ``{PATH: options}`` becomes ``PATH`` first (OmegaConf resolves values, not keys).
+    """
+    stages = {
+        name: {k: [_path(e) for e in v] if k in ("deps", "outs", "metrics", "plots") else v for k, v in spec.items()}
+        for name, spec in dvc_yaml["stages"].items()
+    }
+    cfg = OmegaConf.create({**params, "_stages": stages})
+    return OmegaConf.to_container(cfg, resolve=True)["_stages"]
+
+
+def _path(entry: str | dict) -> str:
+    return next(iter(entry)) if isinstance(entry, dict) else entry
+
+
+def _paths(entries: list | None) -> list[str]:
+    return [_path(e) for e in entries or []]
+
+
+def outs_of(spec: dict) -> list[str]:
+    return [p for kind in ("outs", "metrics", "plots") for p in _paths(spec.get(kind))]
+
+
+def _under(rel: str, base: str) -> bool:
+    base = base.rstrip("/")
+    return rel == base or rel.startswith(base + "/")
+
+
+def unread_deps(reads: set[str], spec: dict) -> list[str]:
+    """The paths in ``reads`` (project-relative) that no dep of the stage ``spec`` covers."""
+    deps, outs = _paths(spec.get("deps")), outs_of(spec)
+    missing = []
+    for rel in sorted(reads):
+        target = rel[: -len(".dvc")] if rel.endswith(".dvc") else rel
+        if rel == "params.yaml" and spec.get("params"):
+            continue
+        if rel.split("/")[0] in (".git", ".dvc") or rel in (".gitignore", ".dvcignore"):
+            continue
+        if any(_under(target, d) for d in deps) or any(_under(rel, o) for o in outs):
+            continue
+        missing.append(rel)
+    return missing
+
+
+def _project_reads(log: Path, root: Path) -> set[str]:
+    found: set[str] = set()
+    for line in log.read_text().splitlines() if log.exists() else []:
+        _, _, name = line.partition(" ")
+        path = Path(name)
+        if path.is_relative_to(root) and path != root:
+            found.add(path.relative_to(root).as_posix())
+    return found
+
+
+@pytest.fixture(scope="module")
+def stage_reads(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Each stage command of the shared pipeline, run again in a copy under the audit hook: {stage: paths read}."""
+    root = tmp_path_factory.mktemp("audit")
+    proj = root / "A"
+    shutil.copytree(pipeline.path, proj, symlinks=True)
+    cache = root / "extract-cache"
+    shutil.copytree(pipeline.cache_dir, cache)
+    proj = proj.resolve()
+    reads: dict[str, set[str]] = {}
+    for name, spec in yaml.safe_load((proj / "dvc.yaml").read_text())["stages"].items():
+        log = root / f"{name}.log"
+        extra = {AUDIT_ENV: str(log), "TINYVMAF_CACHE_DIR": str(cache), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/m.db"}
+        run(spec["cmd"], proj, extra, timeout=600)
+        reads[name] = _project_reads(log, proj)
+    return reads
+
+
+@pytest.mark.slow
+def test_stage_deps_cover_the_files_its_command_reads(stage_reads: dict[str, set[str]]) -> None:
+    stages = resolved_stages(yaml.safe_load((REPO / "dvc.yaml").read_text()), _params())
+    assert set(stage_reads) == set(stages)
+    # the hook saw what each stage reads through Python (so an empty record cannot pass)
+    assert "data/manifest.csv" in stage_reads["extract"]
+    assert "data.dvc" in stage_reads["export"] and "metrics/golden.json" in stage_reads["gate"]
+    problems = {name: unread_deps(stage_reads[name], spec) for name, spec in stages.items()}
+    problems = {name: missing for name, missing in problems.items() if missing}
+    assert not problems, f"stages that read files they do not depend on: {problems}"
+
+
+@pytest.mark.slow
+def test_a_missing_file_dep_is_caught(stage_reads: dict[str, set[str]]) -> None:
+    """A copy of dvc.yaml without export's dep on the corpus (whose data.dvc md5 export records) fails."""
+    doc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    doc["stages"]["export"]["deps"].remove("${paths.data}")
+    stages = resolved_stages(doc, _params())
+    assert unread_deps(stage_reads["export"], stages["export"]) == ["data.dvc"]
+
+
+def _params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
