@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("tinyvmaf.model.cli", "check, release or promote a tiny model (sidecar, registry, MLflow)"),
     "queue": ("tinyvmaf.experiments.cli", "run the DVC experiment queue to completion, reliably"),
     "params": ("tinyvmaf.config.cli", "compose conf/ into params.yaml (or check it is in sync)"),
+    "cpu": ("tinyvmaf.common.cpu_cli", "what each CPU-dependent library uses in a pinned process (JSON)"),
 }
 
 
@@ -41,6 +42,10 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real command line (not a call from Python, whose process is not ours to re-execute)
+        from tinyvmaf.common.cpu import pin_process  # first: re-executes with the CPU pins before numpy/torch load
+
+        pin_process()
     from tinyvmaf.common.audit import record_opens  # files read, when $TINYVMAF_AUDIT_OPENS names a log (tests)
 
     record_opens()
