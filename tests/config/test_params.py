@@ -125,6 +125,38 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     assert load_params(REPO / "params.yaml").train.loss == "censored"
 
 
+#: Gate thresholds that would switch a check off (or make it unpassable), each rejected at load.
+OFF_SWITCHES = {
+    "gate.fidelity.test.plcc_min": (-1.0, 0.5, 1.01, float("nan")),
+    "gate.fidelity.test.srocc_min": (-1.0, 0.0),
+    "gate.fidelity.dense.rmse_max": (float("inf"), 100.0, 0.0, -0.1),
+    "gate.fidelity.dense.max_abs_max": (100.0, 0.0),
+    "gate.fidelity.test.rmse_max": (100.0, float("nan")),
+    "gate.fidelity.test.max_abs_max": (1.5, 0.0),
+    "gate.fidelity.golden.pooled_abs_max": (float("inf"), 100.0, 0.0),
+    "gate.parity.max_ulp": (0, 65, 1e9, float("inf")),
+}
+
+
+def test_gate_thresholds_that_switch_a_check_off_are_rejected_naming_the_key() -> None:
+    """``dvc exp run -S gate.fidelity.test.plcc_min=-1`` must not turn the gate off: out of range fails at load."""
+    from tinyvmaf.config import validate
+
+    base = OmegaConf.create(compose_text(REPO / "conf"))
+    for key, values in OFF_SWITCHES.items():
+        for value in values:
+            cfg = base.copy()
+            OmegaConf.update(cfg, key, value, merge=False)
+            with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+                validate(cfg)
+    edges = {"gate.fidelity.test.plcc_min": 0.9, "gate.fidelity.test.srocc_min": 1.0,
+             "gate.fidelity.dense.rmse_max": 1.0, "gate.parity.max_ulp": 1}  # fmt: skip
+    for key, value in edges.items():
+        cfg = base.copy()
+        OmegaConf.update(cfg, key, value, merge=False)
+        validate(cfg)  # the bounds themselves are allowed
+
+
 def test_schema_repeats_no_default() -> None:
     """Every field of the schema is MISSING: conf/ is the one place a default is written."""
     import dataclasses

@@ -10,13 +10,16 @@ the commit, the clock, the host or the path of the clone.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
-from project import run
+from tinyvmaf.config import compose_conf, validate
+
+from project import REPO, run
 from servers import BASE_BRANCH
 
 if TYPE_CHECKING:
@@ -28,6 +31,23 @@ pytestmark = pytest.mark.slow
 
 def outs(lock: dict) -> dict[str, str]:
     return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+
+
+def test_the_shared_pipeline_passes_the_default_gate(pipeline: Pipeline) -> None:
+    """Tests shrink the corpus, not the gates: the fixture's ``dvc repro`` passed the checkout's own thresholds."""
+    gate = json.loads((pipeline.path / "metrics" / "gate.json").read_text())
+    assert gate["pass"] is True and gate["failed"] == [], gate["failed"]
+    th = validate(compose_conf(REPO / "conf")).gate.fidelity
+    crit = gate["checks"]["fidelity"]["criteria"]
+    expected = {
+        "dense/rmse": th.dense.rmse_max, "dense/max_abs": th.dense.max_abs_max,
+        "test/rmse": th.test.rmse_max, "test/max_abs": th.test.max_abs_max,
+        "test/plcc": th.test.plcc_min, "test/srocc": th.test.srocc_min,
+        "golden/pooled_abs_max": th.golden.pooled_abs_max,
+    }  # fmt: skip
+    assert {k: crit[k]["threshold"] for k in expected} == expected
+    assert all(crit[k]["pass"] for k in expected), {k: crit[k]["value"] for k in expected}
+    print(f"shared pipeline: dvc repro {pipeline.repro_seconds:.0f} s;", {k: crit[k]["value"] for k in expected})
 
 
 def test_a_fresh_clone_reproduces_the_lock(pipeline: Pipeline, tmp_path: Path) -> None:

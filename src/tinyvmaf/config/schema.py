@@ -46,6 +46,8 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def _range(key: str, value: float, lo: float | None = None, hi: float | None = None, *, open_lo: bool = False) -> None:
+    if value != value:  # NaN compares False with everything: it would pass both bounds below
+        raise ConfigError(f"{key} must be a number, got {value}")
     if lo is not None and (value <= lo if open_lo else value < lo):
         raise ConfigError(f"{key} must be {'>' if open_lo else '>='} {lo}, got {value}")
     if hi is not None and value > hi:
@@ -372,10 +374,28 @@ class EvaluateConfig:
         _range("evaluate.within", self.within, 0.0, open_lo=True)
 
 
+# The gate's thresholds are range-checked so that no override (``dvc exp run -S``, a hand edit) can
+# switch a check off: an error bound of 100 VMAF points or a correlation floor of -1 passes anything.
+#: Error bounds (VMAF points: RMSE, max |error|, pooled |error|) lie in (0, ERROR_BOUND_MAX].
+ERROR_BOUND_MAX = 1.0
+#: Correlation floors (PLCC, SROCC) lie in [CORRELATION_MIN, 1].
+CORRELATION_MIN = 0.9
+#: The parity ceiling lies in [1, PARITY_ULP_MAX] ULPs.
+PARITY_ULP_MAX = 64
+
+
+def _error_bound(key: str, value: float) -> None:
+    _range(key, value, 0.0, ERROR_BOUND_MAX, open_lo=True)
+
+
 @dataclass
 class FrameThresholds:
     rmse_max: float = MISSING
     max_abs_max: float = MISSING
+
+    def check_set(self, prefix: str) -> None:
+        _error_bound(f"{prefix}.rmse_max", self.rmse_max)
+        _error_bound(f"{prefix}.max_abs_max", self.max_abs_max)
 
 
 @dataclass
@@ -383,10 +403,18 @@ class TestThresholds(FrameThresholds):
     plcc_min: float = MISSING
     srocc_min: float = MISSING
 
+    def check_set(self, prefix: str) -> None:
+        super().check_set(prefix)
+        _range(f"{prefix}.plcc_min", self.plcc_min, CORRELATION_MIN, 1.0)
+        _range(f"{prefix}.srocc_min", self.srocc_min, CORRELATION_MIN, 1.0)
+
 
 @dataclass
 class GoldenThresholds:
     pooled_abs_max: float = MISSING
+
+    def check(self) -> None:
+        _error_bound("gate.fidelity.golden.pooled_abs_max", self.pooled_abs_max)
 
 
 @dataclass
@@ -394,6 +422,11 @@ class FidelityThresholds:
     dense: FrameThresholds = field(default_factory=FrameThresholds)
     test: TestThresholds = field(default_factory=TestThresholds)
     golden: GoldenThresholds = field(default_factory=GoldenThresholds)
+
+    def check(self) -> None:
+        # Here, not in a check() of their own: the two sets share a class and the message names the set.
+        self.dense.check_set("gate.fidelity.dense")
+        self.test.check_set("gate.fidelity.test")
 
 
 @dataclass
@@ -404,7 +437,7 @@ class ParityConfig:
     motion2_large: float = MISSING
 
     def check(self) -> None:
-        _range("gate.parity.max_ulp", self.max_ulp, 0.0)
+        _range("gate.parity.max_ulp", self.max_ulp, 1, PARITY_ULP_MAX)
         _range("gate.parity.ulp_scale", self.ulp_scale, 0.0, open_lo=True)
         _range("gate.parity.random_rows", self.random_rows, 0)
 
