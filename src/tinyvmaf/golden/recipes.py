@@ -8,7 +8,8 @@ encodes bit for bit as when they were pinned (``project.json``).
 
 The reference is raw planar YUV (no container, nothing to stamp); the
 distorted clip is a libx264 encode with the flags that make it
-byte-reproducible (DESIGN.md: bitexact, no metadata, one thread).
+byte-reproducible (DESIGN.md: bitexact, no metadata, one thread) on any CPU
+(x264's asm off, FFmpeg's ``-cpuflags 0``: :mod:`tinyvmaf.common.cpu`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..common import cpu
 from ..common.provenance import file_sha256
 from ..media.ffmpeg import ffmpeg_info, run_ffmpeg
 from ..media.video import Video
@@ -61,6 +63,7 @@ class GoldenRecipe:
             *vf,
             *("-sws_flags", "bicubic+accurate_rnd+bitexact"),
             *("-c:v", "libx264", "-preset", "medium", "-crf", str(self.crf), "-threads", "1"),
+            *("-x264-params", cpu.encoder_params("libx264")),  # x264's asm paths differ by CPU
             *("-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", "-y", str(dist)),
         ]
 
