@@ -4,7 +4,7 @@
   (``synth``), 10 contents × 4 HRCs × 12 frames, content-level splits;
 * ``golden.parquet`` / ``golden.json``: the golden stage run for real on
   Netflix's golden pairs (libvmaf through the extract path);
-* ``best.ckpt``: a 32x2 SiLU student trained here (a bare loop, one thread,
+* ``best.ckpt``: a 32x2 hard-swish student (the default activation) trained here (a bare loop, one thread,
   ~20 s) on teacher-labelled samples drawn by the sample stage's own code,
   so that it passes the *default* gate thresholds — a gate test that passes
   only with loosened thresholds would prove little;
@@ -47,8 +47,16 @@ def make_labels(path: Path) -> pd.DataFrame:
     return df
 
 
-def train_student(samples: pd.DataFrame, *, width: int = 32, depth: int = 2, steps: int = 15000, seed: int = 0):
-    """A SiLU student fitted to the samples with the training loss (censored Huber), Adam one-cycle, one thread."""
+def train_student(
+    samples: pd.DataFrame,
+    *,
+    width: int = 32,
+    depth: int = 2,
+    steps: int = 15000,
+    seed: int = 0,
+    activation: str = "hardswish",
+):
+    """A student (hard-swish by default) fitted to the samples: censored Huber, Adam one-cycle, one thread."""
     import torch
 
     from tinyvmaf.student.network import StudentMLP
@@ -60,7 +68,7 @@ def train_student(samples: pd.DataFrame, *, width: int = 32, depth: int = 2, ste
     torch.set_num_threads(1)
     try:
         torch.manual_seed(seed)
-        student = StudentMLP(width, depth, activation="silu", dropout=0.0)
+        student = StudentMLP(width, depth, activation=activation, dropout=0.0)
         student.set_normalisation(x.mean(0), x.std(0))
         with torch.no_grad():  # start at the labels' scale, as the real trainer does
             student.linears()[-1].weight.mul_(float(y.std()))

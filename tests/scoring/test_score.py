@@ -108,9 +108,9 @@ def test_feature_order_is_read_by_name(kit: Kit, pair: dict, tmp_path: Path) -> 
 
     model = onnx.load(str(kit.onnx))
     order = [FEATURES[i] for i in (5, 0, 1, 2, 3, 4)]  # motion2 first
-    w = next(t for t in model.graph.initializer if t.name == "layer0.weight")
-    arr = onnx.numpy_helper.to_array(w)[:, [5, 0, 1, 2, 3, 4]]
-    w.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(arr), "layer0.weight"))
+    w = next(t for t in model.graph.initializer if t.name == "layer0.weight_t")  # [in, out]: a row per feature
+    arr = onnx.numpy_helper.to_array(w)[[5, 0, 1, 2, 3, 4], :]
+    w.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(arr), "layer0.weight_t"))
     for t in model.graph.initializer:
         if t.name in ("norm.mean", "norm.std"):
             t.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t)[[5, 0, 1, 2, 3, 4]].copy(), t.name))
@@ -132,8 +132,9 @@ def test_a_graph_without_a_scaler_gets_the_sidecars(kit: Kit, tmp_path: Path) ->
     """Only where the graph has no scaler are the sidecar's mean/std applied (and then exactly once)."""
     g = onnx.load(str(kit.onnx))
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.graph.initializer}
-    nodes = [n for n in g.graph.node if n.op_type not in ("Sub", "Div")]
-    nodes[0].input[0] = "features"  # the first Gemm now reads raw features
+    assert [n.op_type for n in g.graph.node[:2]] == ["Sub", "Div"]
+    nodes = list(g.graph.node)[2:]  # the scaler (hard-swish has Divs of its own further on)
+    nodes[0].input[0] = "features"  # the first layer now reads raw features
     del g.graph.node[:]
     g.graph.node.extend(nodes)
     path = tmp_path / "noscaler.onnx"

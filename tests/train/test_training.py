@@ -88,7 +88,7 @@ def test_checkpoint_contract(labels: pd.DataFrame, samples: pd.DataFrame, tmp_pa
     cfg = small_cfg("arch=mlp_32x2", "train.dropout=0.05")
     res = fit_one(cfg, labels, samples, workdir=tmp_path, progress=False)
     student, hp = load_student(res.ckpt_path)
-    assert (hp["width"], hp["depth"], hp["activation"], hp["dropout"]) == (32, 2, "silu", 0.05)
+    assert (hp["width"], hp["depth"], hp["activation"], hp["dropout"]) == (32, 2, "hardswish", 0.05)
     assert hp["train"]["epochs"] == EPOCHS and hp["arch"] == "mlp_32x2"
     ckpt = torch.load(res.ckpt_path, weights_only=False)
     assert all(k.startswith("student.") for k in ckpt["state_dict"])

@@ -218,7 +218,7 @@ class SampleConfig:
         _range("sample.val_count", self.val_count, 0)
 
 
-ACTIVATIONS = ("silu", "relu")
+ACTIVATIONS = ("hardswish", "silu", "relu")
 
 
 @dataclass
@@ -433,7 +433,9 @@ class FidelityThresholds:
 class ParityConfig:
     max_ulp: float = MISSING
     ulp_scale: float = MISSING
+    student_max_ulp: float = MISSING
     random_rows: int = MISSING
+    unseen_seed: int = MISSING
     motion2_large: float = MISSING
 
     def check(self) -> None:

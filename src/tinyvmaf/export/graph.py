@@ -5,13 +5,35 @@ and the tracer's output (node names, constant folding, op choice) changes
 between torch releases.  Built by hand the graph is exactly the contract of
 DESIGN.md —
 
-    features[N,6] → Sub(mean) → Div(std) → {Gemm → act} × depth → Gemm → Squeeze → Clip(0,100) → vmaf[N]
+    features[N,6] → Sub(mean) → Div(std) → {dense → act} × depth → dense → Squeeze → Clip(0,100) → vmaf[N]
 
-with ``act`` = ``Relu``, or SiLU as ``Sigmoid`` then ``Mul`` (opset 17 has
-no SiLU op) — the same ops, in the same order, as ``StudentMLP.forward``,
-the normalisation inside the graph, plain ops only (:data:`EMITTED_OPS`,
-which is the gate's allow-list) and deterministic bytes: the same
-checkpoint and metadata always serialise to the same file.
+— with the normalisation inside the graph, plain ops only
+(:data:`EMITTED_OPS`, which is the gate's allow-list) and deterministic
+bytes: the same checkpoint and metadata always serialise to the same file.
+
+**Every op is one IEEE rounding, in an order the graph fixes**, so every
+backend on every CPU computes the same bits (the gate holds ONNX Runtime to
+the reference evaluator within ``gate.parity.max_ulp``):
+
+* a dense layer ``x[N,k] → W x + b`` is not a ``Gemm``/``MatMul`` (whose
+  summation order each backend, and ONNX Runtime's MLAS per CPU, chooses)
+  but products and a pairwise sum: ``Unsqueeze(x) [N,k,1] · Wᵀ [k,out]``
+  (``Mul``: each product rounded once), then halving along ``k`` —
+  ``Split`` into two equal halves (and, for odd counts, one leftover
+  column) and ``Add`` them — until one column remains; the leftovers are
+  added in the order they fell out, then the bias.  ``log2(k)`` levels: few
+  nodes, and a tighter error bound than any sequential order
+  (:mod:`tinyvmaf.gate.parity`);
+* the activation is hard-swish as ``Add(3) → Clip(0, 6) → Mul(x) →
+  Div(6)`` (torch's ``x * min(max(x + 3, 0), 6) / 6``, op for op; not the
+  fused ``HardSwish`` op, which a runtime may evaluate with a fused
+  multiply-add or a reciprocal), or ReLU.  SiLU still exports, as
+  ``Sigmoid`` then ``Mul`` (opset 17 has no SiLU op), to measure old
+  checkpoints — but ``Sigmoid`` is not correctly rounded anywhere, so it is
+  not in :data:`EMITTED_OPS` and the gate rejects such a graph by name.
+
+``benchmarks/graph_forms.py`` measures this form against ``Gemm`` and a
+sequential order (``benchmarks/graph_forms.md``).
 """
 
 from __future__ import annotations
@@ -28,10 +50,21 @@ if TYPE_CHECKING:
 
     from ..student.network import StudentMLP
 
-#: Every op type this module can write (the gate allows exactly these).
-EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", "Gemm", "Relu", "Sigmoid", "Mul", "Squeeze", "Clip")
-#: Ops per hidden activation.
-ACTIVATION_OPS = {"relu": ("Relu",), "silu": ("Sigmoid", "Mul")}
+#: Ops per hidden activation, in graph order.
+ACTIVATION_OPS: dict[str, tuple[str, ...]] = {
+    "hardswish": ("Add", "Clip", "Mul", "Div"),
+    "relu": ("Relu",),
+    "silu": ("Sigmoid", "Mul"),
+}
+#: Activations whose every op is correctly rounded (or exact): the same bits on every backend.
+EXACT_ACTIVATIONS: tuple[str, ...] = ("hardswish", "relu")
+#: Ops of a fixed-order dense layer.
+DENSE_OPS: tuple[str, ...] = ("Unsqueeze", "Mul", "Split", "Add", "Squeeze")
+#: Every op export writes for a student with an exact activation (the gate allows exactly these).
+EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", *DENSE_OPS, "Clip", "Relu")
+#: What ``tinyvmaf model check`` accepts besides: the libvmaf fork's peers and earlier students
+#: (``Gemm`` with ReLU or SiLU) are runnable tiny models, only not bit-identical across backends.
+CHECKABLE_OPS: tuple[str, ...] = (*EMITTED_OPS, "Gemm", "Sigmoid")
 
 
 def student_layers(student: StudentMLP) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -40,6 +73,98 @@ def student_layers(student: StudentMLP) -> list[tuple[np.ndarray, np.ndarray]]:
         (lin.weight.detach().cpu().numpy().astype(np.float32), lin.bias.detach().cpu().numpy().astype(np.float32))
         for lin in student.linears()
     ]
+
+
+def pairwise_plan(k: int) -> tuple[list[list[int]], int]:
+    """The halving schedule of a ``k``-term sum: the ``Split`` sizes of each level, and the rounding depth.
+
+    Each level splits ``n`` columns into ``[n//2, n//2]`` (plus ``[1]`` when
+    ``n`` is odd, a leftover added after the last level).  The depth is the
+    most roundings any one product goes through on its way to the layer's
+    output: its own product, one ``Add`` per level, one per leftover, and
+    the bias (what :func:`tinyvmaf.gate.parity.reference_with_bound` needs).
+    """
+    if k < 1:
+        raise ValueError(f"fan-in must be >= 1, got {k}")
+    levels: list[list[int]] = []
+    n = k
+    while n > 1:
+        h = n // 2
+        levels.append([h, h, 1] if n % 2 else [h, h])
+        n = h
+    leftovers = sum(len(s) == 3 for s in levels)
+    return levels, 1 + len(levels) + leftovers + 1
+
+
+class GraphWriter:
+    """Nodes and initialisers of one graph, with shared constants named by value."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.inits: list = []
+        self._consts: dict[str, str] = {}
+
+    def node(self, op: str, inputs: list[str], output: str, name: str | None = None, **attrs) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name or output.replace(".", "_"), **attrs))
+        return output
+
+    def nodes_multi(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs) -> list[str]:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
+        return outputs
+
+    def init(self, name: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        """A shared constant (axes, split sizes, scalars): one initialiser per distinct name."""
+        if name not in self._consts:
+            self._consts[name] = self.init(name, value)
+        return name
+
+    def axes(self, *axes: int) -> str:
+        return self.const("axes." + "_".join(map(str, axes)), np.array(axes, dtype=np.int64))
+
+    def scalar(self, name: str, value: float) -> str:
+        return self.const(name, np.array(value, dtype=np.float32))
+
+    def dense(self, x: str, w: np.ndarray, b: np.ndarray, prefix: str) -> str:
+        """``x[N,k] → x Wᵀ + b [N,out]``: products in ``[N, k, out]``, pairwise sum along ``k``, then the bias."""
+        wname = self.init(f"{prefix}.weight_t", np.ascontiguousarray(np.asarray(w, np.float32).T))  # [k, out]
+        bname = self.init(f"{prefix}.bias", np.asarray(b, np.float32))
+        levels, _ = pairwise_plan(w.shape[1])
+        u = self.node("Unsqueeze", [x, self.axes(2)], f"{prefix}.col")  # [N, k, 1]
+        p = self.node("Mul", [u, wname], f"{prefix}.products")  # [N, k, out]
+        leftovers: list[str] = []
+        for j, sizes in enumerate(levels):
+            split = self.const("split." + "_".join(map(str, sizes)), np.array(sizes, dtype=np.int64))
+            parts = [f"{prefix}.l{j}.{part}" for part in "abc"[: len(sizes)]]
+            self.nodes_multi("Split", [p, split], parts, f"{prefix}_l{j}_split", axis=1)
+            p = self.node("Add", parts[:2], f"{prefix}.l{j}.sum")
+            leftovers += parts[2:]
+        for j, c in enumerate(leftovers):
+            p = self.node("Add", [p, c], f"{prefix}.leftover{j}")
+        s = self.node("Squeeze", [p, self.axes(1)], f"{prefix}.dot")  # [N, out]
+        return self.node("Add", [s, bname], f"{prefix}.out")
+
+    def activation(self, a: str, activation: str, prefix: str) -> str:
+        if activation == "relu":
+            return self.node("Relu", [a], f"{prefix}.act", f"{prefix}_relu")
+        if activation == "silu":
+            gate = self.node("Sigmoid", [a], f"{prefix}.sigmoid")
+            return self.node("Mul", [a, gate], f"{prefix}.act", f"{prefix}_silu")
+        t = self.node("Add", [a, self.scalar("hardswish.three", 3.0)], f"{prefix}.plus3")
+        c = self.node(
+            "Clip", [t, self.scalar("hardswish.zero", 0.0), self.scalar("hardswish.six", 6.0)], f"{prefix}.relu6"
+        )
+        m = self.node("Mul", [a, c], f"{prefix}.times")
+        return self.node("Div", [m, "hardswish.six"], f"{prefix}.act", f"{prefix}_hardswish")
 
 
 def build_graph(
@@ -51,18 +176,22 @@ def build_graph(
     opset: int = OPSET,
     metadata: dict[str, str] | None = None,
     producer_version: str = "0",
+    writer: Callable[[], GraphWriter] = GraphWriter,
 ) -> onnx.ModelProto:
-    """The student as an ONNX model: ops in ``StudentMLP.forward``'s order.
+    """The student as an ONNX model: ops in ``StudentMLP.forward``'s order, each dot product in a fixed order.
 
-    Weights keep torch's ``[out, in]`` layout with ``Gemm(transB=1)``, which
-    is exactly ``torch.addmm(b, x, W.T)``: no transposed copy that could
-    differ from the checkpoint.
+    Weights are stored transposed, ``layer{i}.weight_t`` = ``Wᵀ [in, out]``
+    (a transpose is exact): the products ``x[N,in,1] · Wᵀ[in,out]`` and the
+    halvings along ``in`` then copy contiguous blocks, 1.3–1.4× faster
+    than the ``[N, out, in]`` layout at every batch size, same bits
+    (``benchmarks/graph_forms.md``).  ``writer`` builds the dense layers
+    and activations (the benchmarks pass other forms).
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     if opset < 13:
-        raise ValueError(f"opset {opset} < 13: Squeeze/Clip take their axes/bounds as inputs from opset 13 on")
+        raise ValueError(f"opset {opset} < 13: Squeeze/Split/Clip take their axes/sizes/bounds as inputs from 13 on")
     if activation not in ACTIVATION_OPS:
         raise ValueError(f"activation must be one of {list(ACTIVATION_OPS)}, got {activation!r}")
     if not layers:
@@ -70,50 +199,23 @@ def build_graph(
     if layers[-1][0].shape[0] != 1:
         raise ValueError(f"the last layer must have one output, has {layers[-1][0].shape[0]}")
     f32 = np.float32
-    inits = [
-        numpy_helper.from_array(np.asarray(mean, f32).reshape(N_FEATURES), "norm.mean"),
-        numpy_helper.from_array(np.asarray(std, f32).reshape(N_FEATURES), "norm.std"),
-    ]
-    nodes = [
-        helper.make_node("Sub", [INPUT_NAME, "norm.mean"], ["centred"], name="normalise_sub"),
-        helper.make_node("Div", ["centred", "norm.std"], ["z"], name="normalise_div"),
-    ]
-    x = "z"
+    g = writer()
+    g.init("norm.mean", np.asarray(mean, f32).reshape(N_FEATURES))
+    g.init("norm.std", np.asarray(std, f32).reshape(N_FEATURES))
+    g.node("Sub", [INPUT_NAME, "norm.mean"], "centred", "normalise_sub")
+    x = g.node("Div", ["centred", "norm.std"], "z", "normalise_div")
     for i, (w, b) in enumerate(layers):
-        wname, bname, out = f"layer{i}.weight", f"layer{i}.bias", f"layer{i}.out"
-        inits += [
-            numpy_helper.from_array(np.asarray(w, f32), wname),
-            numpy_helper.from_array(np.asarray(b, f32), bname),
-        ]
-        nodes.append(helper.make_node("Gemm", [x, wname, bname], [out], name=f"layer{i}_gemm", transB=1))
-        x = out
-        if i == len(layers) - 1:
-            break
-        act = f"layer{i}.act"
-        if activation == "relu":
-            nodes.append(helper.make_node("Relu", [x], [act], name=f"layer{i}_relu"))
-        else:
-            gate = f"layer{i}.sigmoid"
-            nodes += [
-                helper.make_node("Sigmoid", [x], [gate], name=f"layer{i}_sigmoid"),
-                helper.make_node("Mul", [x, gate], [act], name=f"layer{i}_silu"),
-            ]
-        x = act
-    inits += [
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "squeeze.axes"),
-        numpy_helper.from_array(np.array(VMAF_MIN, dtype=f32), "clip.min"),
-        numpy_helper.from_array(np.array(VMAF_MAX, dtype=f32), "clip.max"),
-    ]
-    nodes += [
-        helper.make_node("Squeeze", [x, "squeeze.axes"], ["score"], name="squeeze"),
-        helper.make_node("Clip", ["score", "clip.min", "clip.max"], [OUTPUT_NAME], name="clip_0_100"),
-    ]
+        x = g.dense(x, w, b, f"layer{i}")
+        if i < len(layers) - 1:
+            x = g.activation(x, activation, f"layer{i}")
+    g.node("Squeeze", [x, g.axes(1)], "score", "squeeze")
+    g.node("Clip", ["score", g.scalar("clip.min", VMAF_MIN), g.scalar("clip.max", VMAF_MAX)], OUTPUT_NAME, "clip_0_100")
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "tinyvmaf_student",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, N_FEATURES])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM])],
-        initializer=inits,
+        initializer=g.inits,
     )
     model = helper.make_model(
         graph,
@@ -123,7 +225,8 @@ def build_graph(
         producer_version=producer_version,
         doc_string=(
             "VMAF vmaf_v0.6.1 distilled into an MLP. Input: raw libvmaf integer features in the order of "
-            "metadata 'feature_order'. Output: per-frame VMAF in [0, 100]; pool frames by their mean."
+            "metadata 'feature_order'. Output: per-frame VMAF in [0, 100]; pool frames by their mean. "
+            "Every op is one IEEE rounding in an order the graph fixes: the same bits on every backend."
         ),
     )
     if metadata:
@@ -152,14 +255,14 @@ def student_predictor(student: StudentMLP, *, opset: int = OPSET) -> Callable[[n
 
     Built without metadata, which does not change what the graph computes;
     export, its sweep comparison and leave-one-content-out all measure this.
+    Rows go through in chunks (:func:`tinyvmaf.model.runtime.run_chunked`).
     """
-    from ..model.runtime import ort_session
+    from ..model.runtime import ort_session, run_chunked
 
     session = ort_session(build_student_graph(student, opset=opset).SerializeToString())
     name = session.get_inputs()[0].name
 
     def predict(x: np.ndarray) -> np.ndarray:
-        (out,) = session.run(None, {name: np.ascontiguousarray(x, np.float32)})
-        return np.asarray(out, np.float32)
+        return run_chunked(lambda c: session.run(None, {name: c})[0], x)
 
     return predict

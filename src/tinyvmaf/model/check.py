@@ -6,7 +6,10 @@ sha256        the sidecar's and the registry's ``sha256`` equal the file's bytes
 io            ``input_name``/``output_name`` exist in the graph; the input is
               ``[N, F]`` with F = the number of ``features``; shapes match
               ``input_shape``/``output_shape``
-ops           every op of the graph is one export can emit (the gate's list)
+ops           every op of the graph is in the caller's allow-list: ``tinyvmaf model
+              check`` accepts what any tiny model may use (the export's ops, plus
+              ``Gemm`` and ``Sigmoid`` of the fork's peers and earlier students),
+              release only what export emits (the gate's list)
 features      the sidecar's feature order names known features, once each,
               and agrees with the graph's ``feature_order`` metadata
 scaler        ``onnx_has_scaler`` says what the graph does; a sidecar that

@@ -5,12 +5,15 @@ its own normalisation (train statistics as buffers), so a checkpoint, the
 ONNX file and the gate all see one self-contained function
 ``features[N, 6] → vmaf[N]``: no sidecar statistics file to lose.
 
-The hidden activation is SiLU (``x · sigmoid(x)``, ONNX ``Sigmoid`` then
-``Mul``) by default, or ReLU.  The teacher is a sum of Gaussians, smooth
-everywhere; a ReLU network is piecewise linear and needs far more pieces to
-follow it.  Measured on the default sample (64x3, 20 epochs, 1.5 M
-teacher-labelled vectors): dense-set RMSE 0.012 with SiLU against 0.088
-with ReLU, at the same parameter count and training time.
+The hidden activation is hard-swish by default (``x · min(max(x + 3, 0), 6) / 6``,
+torch's ``nn.Hardswish``; ONNX ``Add``, ``Clip``, ``Mul``, ``Div``), or SiLU
+or ReLU.  Hard-swish is smooth enough to follow the teacher (a sum of
+Gaussians) almost as closely as SiLU, where a ReLU network, piecewise linear,
+needs far more pieces (dense-set RMSE 0.012 with SiLU against 0.088 with
+ReLU at 64x3) — and, unlike SiLU, it is four correctly rounded IEEE
+operations, so every ONNX backend computes it to the same bits (SiLU's
+``Sigmoid`` is not correctly rounded and no two libraries share its
+polynomial).  See ``tinyvmaf.export.graph`` and ``benchmarks/graph_forms.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import nn
 
 from ..contract import N_FEATURES, VMAF_MAX, VMAF_MIN
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"hardswish": nn.Hardswish, "silu": nn.SiLU, "relu": nn.ReLU}
 
 
 class StudentMLP(nn.Module):
@@ -63,7 +66,7 @@ class StudentMLP(nn.Module):
         return torch.clamp(self.forward_unclipped(x), VMAF_MIN, VMAF_MAX)
 
     def linears(self) -> list[nn.Linear]:
-        """The Linear layers in forward order (what export writes as Gemms)."""
+        """The Linear layers in forward order (what export writes as fixed-order dot products)."""
         return [m for m in self.net if isinstance(m, nn.Linear)]
 
     def n_parameters(self) -> int:
