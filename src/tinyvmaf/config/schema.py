@@ -440,6 +440,8 @@ class ParityConfig:
 
     def check(self) -> None:
         _range("gate.parity.max_ulp", self.max_ulp, 1, PARITY_ULP_MAX)
+        _range("gate.parity.student_max_ulp", self.student_max_ulp, 1, PARITY_ULP_MAX)
+        _range("gate.parity.unseen_seed", self.unseen_seed, 0)
         _range("gate.parity.ulp_scale", self.ulp_scale, 0.0, open_lo=True)
         _range("gate.parity.random_rows", self.random_rows, 0)
 

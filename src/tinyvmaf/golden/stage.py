@@ -150,7 +150,7 @@ def project_check(golden_dir: Path, cfg: GoldenConfig, teacher: str, ffmpeg: str
         # Without the hashes the drift criterion below would compare nothing and pass.
         raise ValueError(
             f"{golden_dir / PROJECT_FILE}: pin(s) {unhashed} have no sha256 of their ref and dist media "
-            "(\"sha256\": {\"ref\": ..., \"dist\": ...}), so media drift cannot be checked; re-pin with "
+            '("sha256": {"ref": ..., "dist": ...}), so media drift cannot be checked; re-pin with '
             "`tinyvmaf golden --regenerate` after checking why they are missing"
         )
     res = CheckResult("project")
