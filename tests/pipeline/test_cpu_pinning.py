@@ -172,8 +172,10 @@ def test_the_pipeline_is_byte_equal_on_another_cpu(pipeline: Pipeline, tmp_path:
     run(["dvc", "add", "-q", "data"], c)
     assert run(["git", "status", "--porcelain", "data.dvc"], c).strip() == ""
     run(["dvc", "repro", "export"], c, {**env, "TINYVMAF_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
-    differ = [rel for rel in STAGE_OUTS if tree_digests(c / rel) != tree_digests(pipeline.path / rel)]
+    digests = {rel: tree_digests(c / rel) for rel in STAGE_OUTS}
+    differ = [rel for rel in STAGE_OUTS if digests[rel] != tree_digests(pipeline.path / rel)]
     assert not differ, f"outputs that differ on the other CPU: {differ}"
+    print(json.dumps({"corpus": tree_digests(corpus), **digests}, indent=1))  # for the record (pytest -s)
     a_lock = yaml.safe_load((pipeline.path / "dvc.lock").read_text())
     c_lock = yaml.safe_load((c / "dvc.lock").read_text())
     for stage in ("extract", "label", "sample", "train"):
