@@ -46,7 +46,9 @@ def ffmpeg_frames(ref: Path, dist: Path, geometry: tuple[int, int, str], models:
 
 
 def test_packaged_models_parse() -> None:
-    assert packaged_models() == ["vmaf_4k_v0.6.1", "vmaf_v0.6.1", "vmaf_v0.6.1neg"]
+    v1016 = [f"vmaf_v1.0.16_{v}" for v in ("1d5h_2160", "3d0h", "3d0h_2160", "5d0h")]
+    v1016 += [f"vmaf_v1.0.16_hfr_{v}" for v in ("1d5h_2160", "3d0h", "3d0h_2160", "5d0h")]
+    assert packaged_models() == ["vmaf_4k_v0.6.1", "vmaf_b_v0.6.3", "vmaf_v0.6.1", "vmaf_v0.6.1neg", *v1016]
     t = load_teacher("vmaf_v0.6.1")
     assert t.features == ("adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3")
     assert t.n_support_vectors == 211 and t.gamma == 0.04 and t.rho == -1.33133

@@ -92,28 +92,48 @@ class SvrTeacher:
     score_clip: tuple[float, float] | None
     transform: ScoreTransform | None
     feature_opts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    #: ``chroma_correction_parameter`` (v1.0.16): a ``speed_chroma`` of exactly 0 becomes ``c·(1 − adm3)``.
+    chroma_correction: float | None = None
+    #: libvmaf's feature names as the file writes them (``VMAF_integer_feature_adm3_score``), model order.
+    feature_names: tuple[str, ...] = ()
 
     @property
     def n_support_vectors(self) -> int:
         return int(self.coef.shape[0])
 
-    def column_order(self, order: tuple[str, ...] = FEATURES) -> list[int]:
-        """Indices into ``order`` that give the model's feature order (by name)."""
+    @property
+    def input_order(self) -> tuple[str, ...]:
+        """The column order callers pass by default: canonical-6 for the v0.6.1 family, else the file's own."""
+        return FEATURES if sorted(self.features) == sorted(FEATURES) else self.features
+
+    def column_order(self, order: tuple[str, ...] | None = None) -> list[int]:
+        """Indices into ``order`` (default :attr:`input_order`) that give the model's feature order (by name)."""
+        order = self.input_order if order is None else order
         missing = [f for f in self.features if f not in order]
         if missing:
             raise TeacherModelError(f"{self.source}: model needs feature(s) {missing}, the rows have {list(order)}")
         return [order.index(f) for f in self.features]
 
     def predict(
-        self, rows: np.ndarray, *, order: tuple[str, ...] = FEATURES, clip: bool = True, transform: bool | None = None
+        self,
+        rows: np.ndarray,
+        *,
+        order: tuple[str, ...] | None = None,
+        clip: bool = True,
+        transform: bool | None = None,
     ) -> np.ndarray:
-        """Per-row scores for feature ``rows`` ``[N, len(order)]`` (canonical-6 by default), float64.
+        """Per-row scores for feature ``rows`` ``[N, len(order)]`` (default :attr:`input_order`), float64.
+
+        For the v0.6.1 family the default order is canonical-6; for any
+        other model it is the file's own (v1.0.16: ``cambi,
+        speed_chroma_uv, adm3, motion3``).
 
         ``clip=False`` skips ``score_clip`` (the smooth function under the
         clip: what a student can learn without a kink at 0 and 100).
         ``transform=None`` follows the model (libvmaf applies it only when
         the model enables it); True/False force it.
         """
+        order = self.input_order if order is None else order
         x = np.asarray(rows, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(order):
             raise ValueError(f"rows must be [N, {len(order)}], got shape {x.shape}")
@@ -122,6 +142,8 @@ class SvrTeacher:
             x = x * self.slopes[1:] + self.intercepts[1:]
         elif self.norm_type != "none":
             raise TeacherModelError(f"{self.source}: norm_type {self.norm_type!r} is not supported")
+        if self.chroma_correction is not None:
+            x = self._correct_chroma(x)
         out = np.empty(len(x), dtype=np.float64)
         sv = self.support_vectors
         for start in range(0, len(x), _BLOCK):
@@ -141,6 +163,45 @@ class SvrTeacher:
             out = self.transform.apply(out)
         if clip and self.score_clip is not None:
             out = np.clip(out, self.score_clip[0], self.score_clip[1])
+        return out
+
+    def _guide_columns(self) -> tuple[int, int]:
+        """(guiding adm3, guided speed_chroma) columns, found by substring like libvmaf's ``strstr``."""
+        names = self.feature_names or self.features
+        found = []
+        for sub in ("adm3", "speed_chroma"):
+            hits = [i for i, n in enumerate(names) if sub in n]
+            if len(hits) != 1:
+                raise TeacherModelError(
+                    f"{self.source}: chroma correction needs exactly one feature named like {sub!r}, got {hits}"
+                )
+            found.append(hits[0])
+        return found[0], found[1]
+
+    def _correct_chroma(self, xn: np.ndarray) -> np.ndarray:
+        """libvmaf's ``post_process_feature_from_another`` on normalised rows, step for step.
+
+        Both features are denormalised back (``(v − intercept)/slope``), the
+        guided one compared with exactly 0.0, and where it is 0 it becomes
+        ``(−c·adm3) + c``, normalised again.  Done on the normalised values,
+        as libvmaf does, so the bits match (the round trip can move adm3 by
+        an ULP).
+        """
+        c = float(self.chroma_correction)  # type: ignore[arg-type]
+        if c == 0.0:  # libvmaf skips the correction for a zero parameter
+            return xn
+        gi, si = self._guide_columns()
+        linear = self.norm_type == "linear_rescale"
+        sg, ig = (self.slopes[1 + gi], self.intercepts[1 + gi]) if linear else (1.0, 0.0)
+        ss, is_ = (self.slopes[1 + si], self.intercepts[1 + si]) if linear else (1.0, 0.0)
+        guiding = (xn[:, gi] - ig) / sg if linear else xn[:, gi]
+        guided = (xn[:, si] - is_) / ss if linear else xn[:, si]
+        hit = guided == 0.0
+        if not hit.any():
+            return xn
+        corrected = (-c * guiding[hit]) + c
+        out = xn.copy()
+        out[hit, si] = ss * corrected + is_ if linear else corrected
         return out
 
     def svr_signature(self) -> tuple[bytes, ...]:
@@ -243,6 +304,8 @@ def parse_model(doc: dict[str, Any], *, name: str, source: str) -> SvrTeacher:
         score_clip=(float(clip[0]), float(clip[1])) if clip else None,
         transform=transform,
         feature_opts=tuple(dict(d) for d in md.get("feature_opts_dicts") or ()),
+        chroma_correction=_opt_float(md.get("chroma_correction_parameter")),
+        feature_names=tuple(str(n) for n in md["feature_names"]),
     )
 
 
