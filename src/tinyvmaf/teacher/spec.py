@@ -187,32 +187,11 @@ class TeacherSpec:
     def rounding_bound(self, rows: Any, *, step: float = LOG_STEP, score_rounding: float = LOG_STEP) -> Any:
         """Per row, how far libvmaf's score may sit from the teacher on six-decimal logged features.
 
-        libvmaf logs each feature rounded to 6 decimals (±5e-7) and the
-        score too.  Per feature the larger of ``|s(x ± step·e_f) − s(x)|``
-        (finite differences through the whole model: transform, clip and
-        correction included), summed over features, plus ``score_rounding``.
-        A ``speed_chroma`` logged as exactly 0 is held at 0 (the
-        correction makes the score jump there, so a ±5e-7 step would
-        measure the jump, not rounding); this assumes libvmaf's own value
-        was exactly 0, which is what the extractor writes when it corrects
-        (a tiny non-zero value that merely logs as 0 would not be corrected
-        by libvmaf, and no log can tell the two apart).  The correction's
-        dependence on adm3 is then in adm3's term.
+        See :func:`rounding_bound`; a ``speed_chroma`` logged as exactly 0
+        is held at 0.
         """
-        import numpy as np
-
-        x = np.asarray(rows, dtype=np.float64)
-        base = self.predict(x)
-        bound = np.full(len(x), float(score_rounding))
-        for j, f in enumerate(self.features):
-            hold = x[:, j] == 0.0 if f.extractor == "speed_chroma" else np.zeros(len(x), dtype=bool)
-            worst = np.zeros(len(x))
-            for sign in (1.0, -1.0):
-                xp = x.copy()
-                xp[:, j] = np.where(hold, x[:, j], x[:, j] + sign * step)
-                worst = np.maximum(worst, np.abs(self.predict(xp) - base))
-            bound += worst
-        return bound
+        hold = [f.extractor == "speed_chroma" for f in self.features]
+        return rounding_bound(self.predict, rows, hold_zero=hold, step=step, score_rounding=score_rounding)
 
     def model_option(self, name: str | None = None) -> str:
         """One entry of libvmaf's ``model=`` option: ``path=<file>\\:name=<name>`` (join entries with ``|``).
@@ -224,6 +203,43 @@ class TeacherSpec:
         at three levels; it is refused by name (:class:`UnsafeFilterPath`).
         """
         return f"path={filter_safe_path(self.path)}\\:name={name or self.name}"
+
+
+def rounding_bound(
+    predict: Any,
+    rows: Any,
+    *,
+    hold_zero: list[bool] | None = None,
+    step: float = LOG_STEP,
+    score_rounding: float = LOG_STEP,
+) -> Any:
+    """Per row, how far libvmaf's score may sit from ``predict`` on six-decimal logged features.
+
+    libvmaf logs each feature rounded to 6 decimals (±5e-7) and the score
+    too.  Per feature the larger of ``|s(x ± step·e_f) − s(x)|`` (finite
+    differences through the whole model: transform, clip and correction
+    included), summed over features, plus ``score_rounding``.  Columns
+    flagged in ``hold_zero`` stay put where they are exactly 0: for
+    ``speed_chroma`` the correction makes the score jump there, so a step
+    would measure the jump, not rounding.  That assumes libvmaf's own value
+    was exactly 0 (a tiny non-zero value that merely logs as 0 would not be
+    corrected by libvmaf, and no log tells the two apart); the correction's
+    dependence on adm3 is then in adm3's term.
+    """
+    import numpy as np
+
+    x = np.asarray(rows, dtype=np.float64)
+    base = predict(x)
+    bound = np.full(len(x), float(score_rounding))
+    for j in range(x.shape[1]):
+        hold = x[:, j] == 0.0 if hold_zero and hold_zero[j] else np.zeros(len(x), dtype=bool)
+        worst = np.zeros(len(x))
+        for sign in (1.0, -1.0):
+            xp = x.copy()
+            xp[:, j] = np.where(hold, x[:, j], x[:, j] + sign * step)
+            worst = np.maximum(worst, np.abs(predict(xp) - base))
+        bound += worst
+    return bound
 
 
 def filter_safe_path(path: Path | str) -> str:
