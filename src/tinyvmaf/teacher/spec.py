@@ -313,30 +313,27 @@ def feature_key(libvmaf_name: str, options: dict[str, Any] | None, *, source: st
     return short, extractor, base + suffix
 
 
+#: Per extractor, the option that caps its output and libvmaf's default for it.
+_UPPER_BOUND: dict[str, tuple[str, float]] = {
+    "cambi": ("cambi_max_val", DEFAULT_CAMBI_MAX_VAL),
+    "speed_chroma": ("speed_max_val", DEFAULT_SPEED_MAX_VAL),
+    "integer_motion": ("motion_max_val", DEFAULT_MOTION_MAX_VAL),
+    "integer_adm": ("adm_enhn_gain_limit", DEFAULT_ADM_ENHN_GAIN_LIMIT),
+    "integer_vif": ("vif_enhn_gain_limit", DEFAULT_VIF_ENHN_GAIN_LIMIT),
+}
+
+
 def _bounds(extractor: str, short: str, opts: dict[str, Any]) -> tuple[float | None, float | None, str]:
     def get(name: str, default: float) -> tuple[float, str]:
         return (float(opts[name]), f"{name} (file)") if name in opts else (default, f"{name} (libvmaf default)")
 
-    if extractor == "cambi":
-        hi, src = get("cambi_max_val", DEFAULT_CAMBI_MAX_VAL)
-        return 0.0, hi, src
-    if extractor == "speed_chroma":
-        hi, src = get("speed_max_val", DEFAULT_SPEED_MAX_VAL)
-        return 0.0, hi, src
-    if extractor == "integer_motion":
-        hi, src = get("motion_max_val", DEFAULT_MOTION_MAX_VAL)
-        return 0.0, hi, src
-    if extractor == "integer_adm" and short == "adm3":
-        lo, s1 = get("adm_min_val", DEFAULT_ADM_MIN_VAL)
-        hi, s2 = get("adm_enhn_gain_limit", DEFAULT_ADM_ENHN_GAIN_LIMIT)
-        return lo, hi, f"{s1}, {s2}"
-    if extractor == "integer_adm":
-        hi, src = get("adm_enhn_gain_limit", DEFAULT_ADM_ENHN_GAIN_LIMIT)
-        return 0.0, hi, src
-    if extractor == "integer_vif":
-        hi, src = get("vif_enhn_gain_limit", DEFAULT_VIF_ENHN_GAIN_LIMIT)
-        return 0.0, hi, src
-    return None, None, "none"
+    if extractor not in _UPPER_BOUND:
+        return None, None, "none"
+    hi, src = get(*_UPPER_BOUND[extractor])
+    if extractor == "integer_adm" and short == "adm3":  # adm3 also has a floor
+        lo, lo_src = get("adm_min_val", DEFAULT_ADM_MIN_VAL)
+        return lo, hi, f"{lo_src}, {src}"
+    return 0.0, hi, src
 
 
 def spec_from_teacher(teacher: SvrTeacher, path: Path) -> TeacherSpec:
