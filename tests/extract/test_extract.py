@@ -13,6 +13,7 @@ import imageio_ffmpeg
 import pandas as pd
 import pytest
 
+from tinyvmaf.common import cpu
 from tinyvmaf.contract import FEATURES
 from tinyvmaf.extract.libvmaf import FrameCountMismatch, run_pair
 from tinyvmaf.extract.stage import ExtractError, run_extract
@@ -46,11 +47,14 @@ def raw_in(path: Path, pix_fmt: str = "yuv420p", size: str = SIZE) -> list[str]:
 
 
 def direct(tmp: Path, dist_args: list[str], ref_args: list[str], pre: str = "", dis: str = "", ref: str = "") -> list:
-    """Per-frame rows of a plain ``ffmpeg -i DIST -i REF -lavfi libvmaf`` run, independent of libvmaf.py."""
+    """Per-frame rows of a plain ``ffmpeg -i DIST -i REF -lavfi libvmaf`` run, independent of libvmaf.py.
+
+    With the extractor's CPU pinning (``-cpuflags 0``): FFmpeg's SIMD swscale upscales differently.
+    """
     log = tmp / "direct.json"
     vmaf = f"libvmaf=log_fmt=json:log_path={log}"
     graph = f"{pre}{dis or '[0:v]'}{ref or '[1:v]'}{vmaf}" if pre else vmaf
-    ff(*dist_args, *ref_args, "-lavfi", graph, "-f", "null", "-")
+    ff(*cpu.ffmpeg_global_args(), *dist_args, *ref_args, "-lavfi", graph, "-f", "null", "-")
     frames = json.loads(log.read_text())["frames"]
     log.unlink()
     rows = []

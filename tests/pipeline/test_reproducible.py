@@ -1,11 +1,12 @@
 """The same data and params give the same outputs, byte for byte, in another clone (a reproducible dvc.lock).
 
 Clone B checks out A's commit before its pipeline ran (no dvc.lock), with its
-own empty DVC cache and extraction cache, runs ``dvc repro`` from scratch and
-must write exactly A's ``dvc.lock``: the same md5 for every output (the ONNX
+own empty DVC cache and extraction cache, renders its corpus and runs ``dvc
+repro`` from scratch on a simulated other CPU (``tests/other_cpu.py``), and
+must write A's ``dvc.lock`` outputs: the same md5 for every output (the ONNX
 file, its sidecar and registry, the model card and figures, every metric and
 report, the checkpoint, the parquet files).  Nothing in an output may depend on
-the commit, the clock, the host or the path of the clone.
+the commit, the clock, the host, the path of the clone or the CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from other_cpu import STAGE_OUTS, other_cpu_env, render_corpus_like, tree_digests
 
 from tinyvmaf.config import compose_conf, validate
 
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["servers"]
 pytestmark = pytest.mark.slow
+
+
+#: The golden stage's report names the FFmpeg binary's sha256 (B runs a logging wrapper around it).
+GOLDEN_REPORTS = ("metrics/golden.json", "reports/golden.md")
 
 
 def outs(lock: dict) -> dict[str, str]:
@@ -50,22 +56,36 @@ def test_the_shared_pipeline_passes_the_default_gate(pipeline: Pipeline) -> None
     print(f"shared pipeline: dvc repro {pipeline.repro_seconds:.0f} s;", {k: crit[k]["value"] for k in expected})
 
 
-def test_a_fresh_clone_reproduces_the_lock(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_fresh_clone_on_another_cpu_reproduces_the_lock(pipeline: Pipeline, tmp_path: Path) -> None:
+    """Clone B renders its corpus and runs every stage from scratch on a simulated other CPU (tests/other_cpu.py).
+
+    Every CPU switch flipped (ATen, MKL, oneDNN, NumPy, glibc, FFmpeg's SIMD): the corpus subset
+    (so ``data.dvc``), ``features.parquet``, ``labels.parquet``, ``samples.parquet``, the checkpoints,
+    the ONNX and every other output must come out as A's, byte for byte.
+    """
     b = tmp_path / "B"
     run(["git", "clone", "-q", "--branch", BASE_BRANCH, str(pipeline.path), str(b)], tmp_path)
     assert not (b / "dvc.lock").exists()
-    # The corpus comes from A's cache as a local remote would provide it.
-    run(["dvc", "remote", "add", "-d", "--local", "a", str(pipeline.path / ".dvc" / "cache")], b)
-    run(["dvc", "pull", "-q", "data.dvc"], b)
-    out = run(["dvc", "repro"], b, {"TINYVMAF_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    env, calls_log = other_cpu_env(tmp_path, pinned=True)
+    corpus = render_corpus_like(pipeline.corpus, b / "data", env)
+    assert tree_digests(corpus) == tree_digests(pipeline.corpus)
+    run(["dvc", "add", "-q", "data"], b)
+    assert run(["git", "status", "--porcelain", "data.dvc"], b).strip() == "", "data.dvc differs from A's"
+    out = run(["dvc", "repro"], b, {**env, "TINYVMAF_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
     for stage in ("extract", "golden", "label", "sample", "train", "export", "gate"):
         assert f"Running stage '{stage}'" in out, out  # really recomputed, not restored
+    digests = {rel: tree_digests(b / rel) for rel in STAGE_OUTS}
+    differ = [rel for rel in STAGE_OUTS if digests[rel] != tree_digests(pipeline.path / rel)]
+    assert not differ, f"outputs that differ on the other CPU: {differ}"
+    print(json.dumps({"corpus": tree_digests(corpus), **digests}, indent=1))  # for the record (pytest -s)
+    media = [c for c in calls_log.read_text().splitlines() if " -i " in c]  # not FFmpeg's -version/-filters
+    assert media and all("-cpuflags 0" in c for c in media)
     a_lock = yaml.safe_load((pipeline.path / "dvc.lock").read_text())
     b_lock = yaml.safe_load((b / "dvc.lock").read_text())
     a_outs, b_outs = outs(a_lock), outs(b_lock)
     assert set(a_outs) == set(b_outs) and len(a_outs) >= 15
-    differ = sorted(p for p in a_outs if a_outs[p] != b_outs[p])
+    # golden.json/golden.md name FFmpeg's sha256, here the wrapper's: the one expected difference.
+    differ = sorted(p for p in a_outs if a_outs[p] != b_outs[p] and p not in GOLDEN_REPORTS)
     assert not differ, f"outputs that differ between two runs of the same pipeline: {differ}"
-    assert (b / "dvc.lock").read_text() == (pipeline.path / "dvc.lock").read_text()
     for rel in ("model/tiny/vmaf_tiny_fr_v2_nflx.onnx", "reports/model_card.md", "metrics/gate.json"):
         assert (b / rel).read_bytes() == (pipeline.path / rel).read_bytes(), rel
