@@ -5,7 +5,8 @@
     python train.py -m                                 # all archs in hydra.sweeper.params
     python train.py -m arch=mlp_32x2,mlp_64x3          # your own list
     python train.py -m hydra/launcher=joblib           # the same sweep, jobs in parallel processes
-    python train.py +labels=path/to/labels.parquet     # other inputs (default: paths.labels, paths.samples)
+    python train.py +labels=path/to/labels.parquet     # other inputs (default: the student's labels and samples)
+    python train.py +student=v1016_3d0h                # another configured student (default: the first)
 
 Each job is :func:`tinyvmaf.train.loop.run_sweep` over one arch, the code the
 DVC ``train`` stage runs.  In a multirun the Hydra callback
@@ -44,12 +45,15 @@ def main(cfg: DictConfig) -> float:
 
     task, options = without_run_options(cfg)  # +labels/+samples say where the inputs are; they are not config
     params = validate(task, source="conf/")
-    labels = Path(options.get("labels") or params.paths.labels)
-    samples = Path(options.get("samples") or params.paths.samples)
+    student = params.student(options.get("student"))  # +student=v1016_3d0h (default: the first configured)
+    labels = Path(options.get("labels") or student.paths.labels)
+    samples = Path(options.get("samples") or student.paths.samples)
     workdir = Path(HydraConfig.get().runtime.output_dir)
     for path in (labels, samples):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (run `dvc repro sample`, or pass +labels=PATH +samples=PATH)")
+            raise FileNotFoundError(
+                f"{path}: missing (run `dvc repro sample@{student.key}`, or pass +labels=PATH +samples=PATH)"
+            )
     result = run_sweep(
         params,
         [params.arch],
@@ -59,6 +63,7 @@ def main(cfg: DictConfig) -> float:
         jobs=1,
         parent_run_id=os.environ.get(PARENT_ENV) or None,
         create_parent=False,
+        teacher=student.teacher,
     )
     best = result.winner
     log.info(

@@ -1,14 +1,15 @@
 """The kit: a small trained student with everything export, the gate, scoring and the model tools read.
 
-* ``labels.parquet``: synthetic features scored by the real teacher
+* ``labels/vmaf_v0.6.1.parquet``: synthetic features scored by the real teacher
   (``synth``), 10 contents × 4 HRCs × 12 frames, content-level splits;
 * ``golden.parquet`` / ``golden.json``: the golden stage run for real on
   Netflix's golden pairs (libvmaf through the extract path);
-* ``best.ckpt``: a 32x2 hard-swish student (the default activation) trained here (a bare loop, one thread,
+* ``models/vmaf_v0.6.1/best.ckpt``: a 32x2 hard-swish student (the default activation) trained here
+  (a bare loop, one thread,
   ~20 s) on teacher-labelled samples drawn by the sample stage's own code,
   so that it passes the *default* gate thresholds — a gate test that passes
   only with loosened thresholds would prove little;
-* the exported ONNX file, sidecar, registry, eval.json and model card.
+* the exported ONNX file, its sidecar and the teacher's exact graph (``model/``).
 
 Built once per test session (``build_kit`` caches), whatever module asks.
 """
@@ -37,7 +38,7 @@ MODEL_ID = "vmaf_tiny_fr_v2_nflx"
 
 
 def make_labels(path: Path) -> pd.DataFrame:
-    df = synthetic_features(n_contents=10, n_hrcs=4, n_frames=12, seed=7)
+    df = synthetic_features(n_contents=10, n_hrcs=4, n_frames=12, seed=7, keys=False)
     df["label"] = df[TEACHER]
     df["mos100"] = np.nan
     df["split"] = np.where(
@@ -103,27 +104,31 @@ class Kit:
         return self.onnx.parent
 
     def config(self, out: Path, *overrides: str) -> Config:
-        """The project config with the kit's inputs, outputs under ``out``, and Hydra ``overrides``."""
+        """The project config with the kit's inputs, outputs under ``out``, and Hydra ``overrides``.
+
+        One student, ``v061`` (the kit trained a v0.6.1 student); its inputs are the kit's files (the
+        per-teacher folders point into the kit), its outputs (metrics, reports) land under ``out``.
+        """
         paths = {
-            "labels": self.labels,
+            "labels_dir": self.root / "labels",
+            "models_dir": self.root / "models",
             "golden_frames": self.golden_frames,
             "golden_metrics": self.golden_metrics,
-            "ckpt": self.ckpt,
-            "arch_ckpts": out / "archs",  # none: the kit trained one student, not a sweep
-            "train_metrics": self.train_json,
-            "onnx": self.onnx,
             "model_dir": self.model_dir,
+            "registry": self.model_dir / "registry.json",
             "peers_dir": REPO / "assets" / "peers",
             "golden_dir": REPO / "assets" / "golden",
-            "loco_metrics": out / "loco.json",
-            "eval_metrics": out / "eval.json",
-            "model_card": out / "model_card.md",
-            "figures": out / "figures",
-            "gate_metrics": out / "gate.json",
-            "gate_report": out / "gate.md",
+            "metrics_dir": out / "metrics",
+            "reports_dir": out / "reports",
+            "plots_dir": out / "plots",
             "data_dvc": self.root / "data.dvc",
         }
-        cfg = compose_conf(REPO / "conf", [f"paths.{k}={v}" for k, v in paths.items()] + list(overrides))
+        train_json = out / "metrics" / TEACHER / "train.json"
+        if not train_json.is_file():
+            train_json.parent.mkdir(parents=True, exist_ok=True)
+            train_json.write_bytes(self.train_json.read_bytes())
+        others = [f"~students.{k}" for k in OmegaConf.load(REPO / "conf" / "config.yaml").students if k != "v061"]
+        cfg = compose_conf(REPO / "conf", [f"paths.{k}={v}" for k, v in paths.items()] + others + list(overrides))
         return validate(cfg)
 
     def params(self, out: Path, *overrides: str) -> Path:
@@ -148,24 +153,25 @@ def build_kit(root: Path) -> Kit:
     from tinyvmaf.student.checkpoint import save_student
 
     root.mkdir(parents=True, exist_ok=True)
-    labels = make_labels(root / "labels.parquet")
+    (root / "labels").mkdir(exist_ok=True)
+    labels = make_labels(root / "labels" / f"{TEACHER}.parquet")
     base = validate(compose_conf(REPO / "conf"))
     report, table = run_golden(
-        REPO / "assets" / "golden", dataclasses.replace(base.golden, sets=["netflix"]), teacher=TEACHER, ffmpeg=None
+        REPO / "assets" / "golden", dataclasses.replace(base.golden, sets=["netflix"]), teachers=[TEACHER], ffmpeg=None
     )
     assert report.passed, report.as_dict()
     golden_frames, golden_metrics = root / "golden.parquet", root / "golden.json"
     write_outputs(report, table, frames_out=golden_frames, metrics_out=golden_metrics, report_out=root / "golden.md")
     train = labels.loc[labels["split"] == "train", list(FEATURES)].to_numpy(np.float64)
     samples, _ = make_samples(train, dataclasses.replace(base.sample, count=300_000, val_count=0), TEACHER)
-    ckpt = save_student(train_student(samples), root / "best.ckpt", arch="mlp_32x2")
+    ckpt = save_student(train_student(samples), root / "models" / TEACHER / "best.ckpt", arch="mlp_32x2")
     train_json = root / "train.json"
     val = {"val_plcc": 0.99999, "val_srocc": 0.99998, "val_rmse": 0.03}
     train_json.write_text(json.dumps({"winner": "mlp_32x2", **val, "archs": {"mlp_32x2": {"width": 32, **val}}}))
     (root / "data.dvc").write_text(f"outs:\n- md5: {DATA_MD5}\n  size: 1234\n  nfiles: 5\n  path: data\n")
     kit = Kit(
         root,
-        root / "labels.parquet",
+        root / "labels" / f"{TEACHER}.parquet",
         golden_frames,
         golden_metrics,
         ckpt,

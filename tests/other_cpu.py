@@ -29,11 +29,12 @@ OTHER_CPU_FFMPEG_FLAGS = "mmx+mmxext+sse+sse2+sse3+ssse3+sse4.1+sse4.2+avx+avx2+
 #: What the acceptance compares byte for byte (besides the corpus and dvc.lock).
 STAGE_OUTS = (
     "features.parquet",
-    "labels.parquet",
-    "samples.parquet",
-    "models/best.ckpt",
-    "models/archs",
+    "labels/vmaf_v0.6.1.parquet",
+    "samples/vmaf_v0.6.1.parquet",
+    "models/vmaf_v0.6.1/best.ckpt",
+    "models/vmaf_v0.6.1/archs",
     "model/tiny/vmaf_tiny_fr_v2_nflx.onnx",
+    "model/tiny/vmaf_v0_6_1_exact.onnx",
 )
 
 

@@ -24,8 +24,14 @@ def teacher_scores(x: np.ndarray) -> np.ndarray:
     return load_teacher(TEACHER).predict(np.asarray(x, dtype=np.float64))
 
 
-def synthetic_features(n_contents: int = 6, n_hrcs: int = 4, n_frames: int = 12, seed: int = 0) -> pd.DataFrame:
-    """A features.parquet-shaped table: ``key, content, frame``, canonical-6, teacher column."""
+def synthetic_features(
+    n_contents: int = 6, n_hrcs: int = 4, n_frames: int = 12, seed: int = 0, *, keys: bool = True
+) -> pd.DataFrame:
+    """A features.parquet-shaped table: ``key, content, frame``, v0.6.1's features, teacher column.
+
+    ``keys``: the features under libvmaf's keys (``integer_adm2``, as ``features.parquet`` holds them);
+    False: under the short names (as a student's labels hold them).
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for c in range(n_contents):
@@ -41,7 +47,7 @@ def synthetic_features(n_contents: int = 6, n_hrcs: int = 4, n_frames: int = 12,
     df = pd.DataFrame(rows, columns=["key", "content", "frame", *FEATURES])
     df["frame"] = df["frame"].astype("int32")
     df[TEACHER] = teacher_scores(df[list(FEATURES)].to_numpy(np.float64))
-    return df
+    return df.rename(columns={f: f"integer_{f}" for f in FEATURES}) if keys else df
 
 
 def write_manifest(features: pd.DataFrame, path: Path, *, mos: dict[str, float] | None = None) -> Path:
@@ -59,7 +65,7 @@ def write_manifest(features: pd.DataFrame, path: Path, *, mos: dict[str, float] 
 def synthetic_mos(features: pd.DataFrame, seed: int = 0) -> dict[str, float]:
     """A 1-5 MOS per pair that disagrees with the teacher (offset and noise), so a MOS term has a pull."""
     rng = np.random.default_rng(seed)
-    clip = features.groupby("key")[TEACHER].mean()
+    clip = features.groupby("key")[TEACHER].mean()  # works on either naming
     return {k: float(np.clip(1 + 4 * (v / 100) ** 1.5 + 0.2 * rng.standard_normal(), 1, 5)) for k, v in clip.items()}
 
 
@@ -74,5 +80,5 @@ def write_labels(tmp: Path, *, n_contents: int = 6, n_hrcs: int = 4, n_frames: i
     feats.to_parquet(feats_path, index=False)
     manifest = write_manifest(feats, tmp / "data" / "manifest.csv", mos=synthetic_mos(feats) if mos else None)
     out = tmp / "labels.parquet"
-    run_label(feats_path, manifest, out, config("label.split.val=0.2", "label.split.test=0.2").label)
+    run_label(feats_path, manifest, out, config("label.split.val=0.2", "label.split.test=0.2").label, teacher=TEACHER)
     return out

@@ -62,8 +62,8 @@ def validate(cfg: Mapping[str, Any] | DictConfig, *, source: str = "config") -> 
     return out
 
 
-#: ``train.py`` run options (``+labels=PATH``, ``+samples=PATH``): where a run reads its inputs, not config.
-RUN_OPTIONS = ("labels", "samples")
+#: ``train.py`` run options (``+labels=PATH``, ``+samples=PATH``, ``+student=KEY``): what a run trains on, not config.
+RUN_OPTIONS = ("labels", "samples", "student")
 
 
 def without_run_options(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
@@ -104,3 +104,11 @@ def arch_config(name: str, conf_dir: str | Path = CONF_DIR) -> ArchConfig:
         raise ConfigError(f"{path}: {exc}") from None
     assert isinstance(out, ArchConfig)
     return out
+
+
+def add_student_argument(parser: Any) -> None:
+    """``--student KEY``: which configured student a per-teacher stage works on."""
+    parser.add_argument(
+        "--student",
+        help="the student (a key of `students:` in params.yaml, e.g. v1016_3d0h; default: the first configured)",
+    )

@@ -56,7 +56,13 @@ def _range(key: str, value: float, lo: float | None = None, hi: float | None = N
 
 @dataclass
 class PathsConfig:
-    """Every file a stage reads or writes, named once (dvc.yaml interpolates them)."""
+    """Every file a stage reads or writes, named once (dvc.yaml interpolates them).
+
+    Files of one student live under per-teacher folders of the ``*_dir``
+    entries (``metrics/<teacher>/eval.json``, ...): :class:`StudentPaths`
+    names them, and dvc.yaml's ``foreach`` stages spell the same names
+    (``tests/pipeline/test_stage_deps.py`` checks that the two agree).
+    """
 
     data: str = MISSING
     manifest: str = MISSING
@@ -65,27 +71,88 @@ class PathsConfig:
     golden_frames: str = MISSING
     golden_metrics: str = MISSING
     golden_report: str = MISSING
-    labels: str = MISSING
-    samples: str = MISSING
-    sample_metrics: str = MISSING
-    ckpt: str = MISSING
-    arch_ckpts: str = MISSING
-    train_metrics: str = MISSING
-    train_plots: str = MISSING
+    labels_dir: str = MISSING
+    samples_dir: str = MISSING
+    models_dir: str = MISSING
+    metrics_dir: str = MISSING
+    reports_dir: str = MISSING
+    plots_dir: str = MISSING
     model_dir: str = MISSING
-    onnx: str = MISSING
-    eval_metrics: str = MISSING
-    loco_metrics: str = MISSING
-    model_card: str = MISSING
-    figures: str = MISSING
-    gate_metrics: str = MISSING
-    gate_report: str = MISSING
+    registry: str = MISSING
     peers_dir: str = MISSING
     data_dvc: str = MISSING
 
 
+@dataclass(frozen=True)
+class StudentPaths:
+    """The files of one student (teacher ``t``, model id ``i``), under the names every stage uses."""
+
+    data: str
+    manifest: str
+    features: str
+    golden_frames: str
+    golden_metrics: str
+    peers_dir: str
+    data_dvc: str
+    model_dir: str
+    registry: str
+    labels: str  # labels/<t>.parquet
+    samples: str  # samples/<t>.parquet
+    sample_metrics: str  # metrics/<t>/sample.json
+    ckpt: str  # models/<t>/best.ckpt
+    arch_ckpts: str  # models/<t>/archs
+    train_metrics: str  # metrics/<t>/train.json
+    train_plots: str  # plots/<t>/train
+    onnx: str  # model/tiny/<i>.onnx (sidecar: .json beside it)
+    exact_onnx: str  # model/tiny/<exact id>.onnx: the teacher's exact graph
+    eval_metrics: str  # metrics/<t>/eval.json
+    loco_metrics: str  # metrics/<t>/loco.json (make loco; committed)
+    model_card: str  # reports/<t>/model_card.md
+    figures: str  # reports/<t>/figures
+    gate_metrics: str  # metrics/<t>/gate.json
+    gate_report: str  # reports/<t>/gate.md
+
+    @classmethod
+    def of(cls, p: PathsConfig, teacher: str, model_id: str, exact_id: str) -> StudentPaths:
+        t = teacher
+        return cls(
+            data=p.data,
+            manifest=p.manifest,
+            features=p.features,
+            golden_frames=p.golden_frames,
+            golden_metrics=p.golden_metrics,
+            peers_dir=p.peers_dir,
+            data_dvc=p.data_dvc,
+            model_dir=p.model_dir,
+            registry=p.registry,
+            labels=f"{p.labels_dir}/{t}.parquet",
+            samples=f"{p.samples_dir}/{t}.parquet",
+            sample_metrics=f"{p.metrics_dir}/{t}/sample.json",
+            ckpt=f"{p.models_dir}/{t}/best.ckpt",
+            arch_ckpts=f"{p.models_dir}/{t}/archs",
+            train_metrics=f"{p.metrics_dir}/{t}/train.json",
+            train_plots=f"{p.plots_dir}/{t}/train",
+            onnx=f"{p.model_dir}/{model_id}.onnx",
+            exact_onnx=f"{p.model_dir}/{exact_id}.onnx",
+            eval_metrics=f"{p.metrics_dir}/{t}/eval.json",
+            loco_metrics=f"{p.metrics_dir}/{t}/loco.json",
+            model_card=f"{p.reports_dir}/{t}/model_card.md",
+            figures=f"{p.reports_dir}/{t}/figures",
+            gate_metrics=f"{p.metrics_dir}/{t}/gate.json",
+            gate_report=f"{p.reports_dir}/{t}/gate.md",
+        )
+
+
 FRAME_POLICIES = ("error", "truncate")
-TEACHERS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1")
+
+
+def check_teacher(key: str, name: str) -> None:
+    """``name`` is a libvmaf model file the project carries (``src/tinyvmaf/teacher/models``)."""
+    from ..teacher.svr import packaged_models
+
+    known = packaged_models()
+    if name not in known:
+        raise ConfigError(f"{key}: unknown teacher {name!r}; the project carries {known}")
 
 
 @dataclass
@@ -97,17 +164,19 @@ class ExtractConfig:
     cache_dir: Optional[str] = MISSING  # noqa: UP045
 
     def check(self) -> None:
-        if not self.teachers:
-            raise ConfigError("extract.teachers is empty: name at least one teacher model")
         for t in self.teachers:
-            _choice("extract.teachers[]", t, TEACHERS)
+            check_teacher("extract.teachers[]", t)
         _choice("extract.frame_policy", self.frame_policy, FRAME_POLICIES)
         if self.workers is not None:
             _range("extract.workers", self.workers, 1)
 
     def cache_params(self) -> dict:
-        """The params that change results (workers and paths do not): part of every cache key."""
-        return {"teachers": list(self.teachers), "frame_policy": self.frame_policy}
+        """The params that change results (workers and paths do not): part of every cache key.
+
+        The teachers' own model files enter the key through
+        :func:`tinyvmaf.extract.plan.plan_key` (their bytes, not their names).
+        """
+        return {"frame_policy": self.frame_policy}
 
 
 GOLDEN_SETS = ("project", "netflix")
@@ -145,11 +214,7 @@ class SplitConfig:
 
 @dataclass
 class LabelConfig:
-    teacher: str = MISSING
     split: SplitConfig = field(default_factory=SplitConfig)
-
-    def check(self) -> None:
-        _choice("label.teacher", self.teacher, TEACHERS)
 
 
 @dataclass
@@ -204,6 +269,36 @@ class JitterConfig:
 
 
 @dataclass
+class SpecMixConfig:
+    """Shares of the generic sampler's generators (:mod:`tinyvmaf.sample.spec_box`)."""
+
+    uniform: float = MISSING
+    jitter: float = MISSING
+    corner: float = MISSING
+
+    def check(self) -> None:
+        for k in ("uniform", "jitter", "corner"):
+            _range(f"sample.spec.mix.{k}", getattr(self, k), 0.0)
+        if self.uniform + self.jitter + self.corner <= 0:
+            raise ConfigError("sample.spec.mix: at least one share must be > 0")
+
+
+@dataclass
+class SpecSampleConfig:
+    """Teachers outside the v0.6.1 family: the box from the model file and the extractors' bounds."""
+
+    margin: float = MISSING
+    zero_share_min: float = MISSING
+    jitter_sigma: float = MISSING
+    mix: SpecMixConfig = field(default_factory=SpecMixConfig)
+
+    def check(self) -> None:
+        _range("sample.spec.margin", self.margin, 0.0, 1.0)
+        _range("sample.spec.zero_share_min", self.zero_share_min, 0.0, 0.5)
+        _range("sample.spec.jitter_sigma", self.jitter_sigma, 0.0, 1.0)
+
+
+@dataclass
 class SampleConfig:
     count: int = MISSING
     val_count: int = MISSING
@@ -212,6 +307,7 @@ class SampleConfig:
     bounds: BoundsConfig = field(default_factory=BoundsConfig)
     quality: QualityGenConfig = field(default_factory=QualityGenConfig)
     jitter: JitterConfig = field(default_factory=JitterConfig)
+    spec: SpecSampleConfig = field(default_factory=SpecSampleConfig)
 
     def check(self) -> None:
         _range("sample.count", self.count, 0)
@@ -309,24 +405,55 @@ class TrainConfig:
 class MlflowConfig:
     tracking_uri: str = MISSING
     experiment: str = MISSING
-    registered_model: str = MISSING
     alias: str = MISSING
 
 
 @dataclass
 class ExportConfig:
-    id: str = MISSING
     opset: int = MISSING
-    description: str = MISSING
     license: str = MISSING
     license_url: str = MISSING
 
     def check(self) -> None:
+        _range("export.opset", self.opset, 13)
+
+
+#: A student's key names its DVC stages (``train@v1016_3d0h``) and its ``params:`` entry
+#: (``students.v1016_3d0h``), where a dot would split the path: letters, digits and ``_`` only.
+STUDENT_KEY_RE = r"[a-z][a-z0-9_]*"
+#: libvmaf's registry ids.
+MODEL_ID_RE = r"[a-z0-9][a-z0-9_-]*"
+
+
+@dataclass
+class StudentConfig:
+    """One student: its teacher (a carried libvmaf model), model id, archs swept, MLflow registered model."""
+
+    teacher: str = MISSING
+    id: str = MISSING
+    exact: str = MISSING  # the registry id of the teacher's exact graph (ids have no dots: vmaf_v0_6_1_exact)
+    archs: list[str] = MISSING
+    registered_model: str = MISSING
+
+    def check_as(self, key: str) -> None:
         import re
 
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.id):
-            raise ConfigError(f"export.id {self.id!r} must match ^[a-z0-9][a-z0-9_-]*$ (libvmaf's registry ids)")
-        _range("export.opset", self.opset, 13)
+        if not re.fullmatch(STUDENT_KEY_RE, key):
+            raise ConfigError(f"students.{key}: a student key must match ^{STUDENT_KEY_RE}$ (it names DVC stages)")
+        check_teacher(f"students.{key}.teacher", self.teacher)
+        for field_name in ("id", "exact"):
+            value = getattr(self, field_name)
+            if not re.fullmatch(MODEL_ID_RE, value):
+                raise ConfigError(
+                    f"students.{key}.{field_name} {value!r} must match ^{MODEL_ID_RE}$ (libvmaf's registry ids)"
+                )
+        if self.exact == self.id:
+            raise ConfigError(f"students.{key}: exact and id are both {self.id!r}")
+        if not self.archs:
+            raise ConfigError(f"students.{key}.archs is empty: nothing to train")
+        dup = sorted({n for n in self.archs if self.archs.count(n) > 1})
+        if dup:
+            raise ConfigError(f"students.{key}.archs lists {dup} more than once")
 
 
 @dataclass
@@ -364,8 +491,20 @@ class LocoConfig:
 
 
 @dataclass
+class DenseSpecEvalConfig:
+    """The held-out dense set of a teacher outside the v0.6.1 family (``spec_box.dense_generic``)."""
+
+    count: int = MISSING
+    seed: int = MISSING
+
+    def check(self) -> None:
+        _range("evaluate.dense_spec.count", self.count, 2)
+
+
+@dataclass
 class EvaluateConfig:
     dense: DenseEvalConfig = field(default_factory=DenseEvalConfig)
+    dense_spec: DenseSpecEvalConfig = field(default_factory=DenseSpecEvalConfig)
     within: float = MISSING
     peers: list[str] = MISSING
     loco: LocoConfig = field(default_factory=LocoConfig)
@@ -418,10 +557,21 @@ class GoldenThresholds:
 
 
 @dataclass
+class ExactThresholds:
+    """The teacher's exact graph against the float64 teacher (float32 rounding only)."""
+
+    rmse_max: float = MISSING
+
+    def check(self) -> None:
+        _error_bound("gate.fidelity.exact.rmse_max", self.rmse_max)
+
+
+@dataclass
 class FidelityThresholds:
     dense: FrameThresholds = field(default_factory=FrameThresholds)
     test: TestThresholds = field(default_factory=TestThresholds)
     golden: GoldenThresholds = field(default_factory=GoldenThresholds)
+    exact: ExactThresholds = field(default_factory=ExactThresholds)
 
     def check(self) -> None:
         # Here, not in a check() of their own: the two sets share a class and the message names the set.
@@ -457,6 +607,7 @@ class Config:
     """The whole configuration, as ``params.yaml`` holds it."""
 
     seed: int = MISSING
+    students: dict[str, StudentConfig] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     golden: GoldenConfig = field(default_factory=GoldenConfig)
@@ -469,3 +620,60 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+
+    def check(self) -> None:
+        if not self.students:
+            raise ConfigError("students is empty: configure at least one student (conf/config.yaml)")
+        ids: dict[str, str] = {}
+        for key, st in self.students.items():
+            st.check_as(key)
+            for mid in (st.id, st.exact):
+                if mid in ids:
+                    raise ConfigError(f"students.{key}: model id {mid!r} is also used by students.{ids[mid]}")
+                ids[mid] = key
+        teachers = [st.teacher for st in self.students.values()]
+        dup = sorted({t for t in teachers if teachers.count(t) > 1})
+        if dup:
+            raise ConfigError(f"students: teacher(s) {dup} have more than one student (their files would collide)")
+
+    def teachers(self) -> list[str]:
+        """Every teacher the extract stage scores: the students' teachers, then ``extract.teachers`` (extras)."""
+        return list(dict.fromkeys([*(s.teacher for s in self.students.values()), *self.extract.teachers]))
+
+    def student(self, key: str | None = None) -> Student:
+        """One student's view: its config, teacher spec and files (``key`` None: the first configured)."""
+        if key is None:
+            key = next(iter(self.students))
+        if key not in self.students:
+            raise ConfigError(f"no student {key!r}; configured: {list(self.students)}")
+        st = self.students[key]
+        return Student(key=key, config=st, paths=StudentPaths.of(self.paths, st.teacher, st.id, st.exact))
+
+
+@dataclass(frozen=True)
+class Student:
+    """What a per-student stage needs: the key, its config, its files and (lazily) its teacher spec."""
+
+    key: str
+    config: StudentConfig
+    paths: StudentPaths
+
+    @property
+    def teacher(self) -> str:
+        return self.config.teacher
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def spec(self) -> Any:
+        """The teacher spec (:class:`tinyvmaf.teacher.spec.TeacherSpec`), read from the carried model file."""
+        from ..teacher.spec import load_spec
+
+        return load_spec(self.teacher)
+
+    @property
+    def description(self) -> str:
+        f = self.spec.order
+        return f"VMAF {self.teacher} distilled into a tiny MLP over {len(f)} libvmaf features ({', '.join(f)})"

@@ -10,22 +10,31 @@ golden   Netflix's golden pairs (``golden.parquet``, the golden stage's
          frames): real 10-bit content outside any corpus; figures per frame
          and pooled per pair (a clip's score is the mean of its frames).
 
-Every set is canonical-6 float32 rows ``x`` and float64 teacher scores
-``y``; ``groups`` names the pair of each row where pooling means something.
+Every set is float32 rows ``x`` in the teacher's spec order (canonical-6
+for v0.6.1) and float64 teacher scores ``y``; ``groups`` names the pair of
+each row where pooling means something.
+
+A teacher outside the v0.6.1 family gets its own dense set
+(:func:`tinyvmaf.sample.spec_box.dense_generic`: its own distribution over
+the box its model file and the corpus give, its own stream) and, where its
+features have an exact-zero point mass that changes the score (the chroma
+correction at ``speed_chroma_uv`` = 0), ``dense_zero``: the dense rows with
+that feature at exactly 0, reported as a set of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..config.schema import DenseEvalConfig
+from ..config.schema import DenseEvalConfig, DenseSpecEvalConfig, SpecSampleConfig
 from ..contract import FEATURES
 
-SETS = ("dense", "test", "golden")
+SETS = ("dense", "test", "golden")  # and "dense_zero" for teachers with the chroma correction
 _N_QUALITY = len(FEATURES) - 1
 
 
@@ -56,10 +65,35 @@ def dense_rows(cfg: DenseEvalConfig) -> np.ndarray:
 
 
 def dense_set(cfg: DenseEvalConfig, teacher: str) -> EvalSet:
-    from ..teacher import load_teacher
+    from ..teacher.spec import load_spec
 
     x = dense_rows(cfg).astype(np.float32)
-    return EvalSet("dense", x, load_teacher(teacher).predict(x.astype(np.float64)))
+    return EvalSet("dense", x, load_spec(teacher).predict(x.astype(np.float64)))
+
+
+def generic_dense_sets(
+    spec: Any, cfg: DenseSpecEvalConfig, sample: SpecSampleConfig, labels: pd.DataFrame, golden: pd.DataFrame | None
+) -> list[EvalSet]:
+    """``dense`` (and ``dense_zero``) of a teacher outside the v0.6.1 family: the box as the sampler draws it."""
+    from ..sample.spec_box import box_for, dense_generic
+
+    order = list(spec.order)
+    gold = golden[order].to_numpy(np.float64) if golden is not None and len(golden) else None
+    box = box_for(
+        spec,
+        labels[order].to_numpy(np.float64),
+        golden=gold,
+        margin=sample.margin,
+        zero_share_min=sample.zero_share_min,
+    )
+    x = dense_generic(box, cfg.count, cfg.seed).astype(np.float32)
+    y = spec.predict(x.astype(np.float64))
+    out = [EvalSet("dense", x, y)]
+    if spec.chroma_correction:
+        j = [i for i, f in enumerate(spec.features) if f.extractor == "speed_chroma"][0]
+        zero = x[:, j] == 0.0
+        out.append(EvalSet("dense_zero", x[zero], y[zero]))
+    return out
 
 
 def teacher_column(df: pd.DataFrame, teacher: str, where: str) -> str:
@@ -70,39 +104,95 @@ def teacher_column(df: pd.DataFrame, teacher: str, where: str) -> str:
     raise KeyError(f"{where}: neither a {teacher!r} nor a 'label' column (columns: {list(df.columns)})")
 
 
-def frames_set(name: str, df: pd.DataFrame, teacher: str, where: str, group: str) -> EvalSet:
-    missing = [c for c in FEATURES if c not in df.columns]
+def frames_set(
+    name: str, df: pd.DataFrame, teacher: str, where: str, group: str, order: tuple[str, ...] = FEATURES
+) -> EvalSet:
+    missing = [c for c in order if c not in df.columns]
     if missing:
         raise KeyError(f"{where}: missing column(s) {missing}")
     col = teacher_column(df, teacher, where)
     return EvalSet(
         name,
-        df[list(FEATURES)].to_numpy(np.float32),
+        df[list(order)].to_numpy(np.float32),
         df[col].to_numpy(np.float64),
         df[group].astype(str).to_numpy(),
     )
 
 
+def _order(teacher: str) -> tuple[str, ...]:
+    from ..teacher.spec import load_spec
+
+    return load_spec(teacher).order
+
+
 def split_set(labels: str | Path | pd.DataFrame, split: str, teacher: str) -> EvalSet:
-    """The frames of one split of ``labels.parquet`` (``test``: contents no training row came from)."""
+    """The frames of one split of the student's labels (``test``: contents no training row came from)."""
     df = labels if isinstance(labels, pd.DataFrame) else pd.read_parquet(labels)
     if "split" not in df.columns:
         raise KeyError(f"{labels}: no 'split' column (run the label stage)")
-    return frames_set(split, df[df["split"] == split].reset_index(drop=True), teacher, str(labels), "key")
+    part = df[df["split"] == split].reset_index(drop=True)
+    return frames_set(split, part, teacher, str(labels), "key", _order(teacher))
+
+
+def golden_frames_for(golden_frames: str | Path | pd.DataFrame, teacher: str) -> pd.DataFrame:
+    """The golden frames ``teacher`` scored, its features under the spec's short names."""
+    from ..extract.plan import rename_to_spec
+    from ..teacher.spec import load_spec
+
+    df = golden_frames if isinstance(golden_frames, pd.DataFrame) else pd.read_parquet(golden_frames)
+    if teacher not in df.columns:
+        raise KeyError(f"{golden_frames}: no {teacher!r} column (the golden stage did not score this teacher)")
+    names = rename_to_spec(df.columns, load_spec(teacher))
+    return df.loc[df[teacher].notna()].rename(columns=names).reset_index(drop=True)
 
 
 def golden_set(golden_frames: str | Path, teacher: str) -> EvalSet:
-    df = pd.read_parquet(golden_frames)
-    return frames_set("golden", df[df["set"] == "netflix"].reset_index(drop=True), teacher, str(golden_frames), "pair")
+    df = golden_frames_for(golden_frames, teacher)
+    part = df[df["set"] == "netflix"].reset_index(drop=True)
+    return frames_set("golden", part, teacher, str(golden_frames), "pair", _order(teacher))
 
 
 def content_set(labels: pd.DataFrame, content: str, teacher: str) -> EvalSet:
     """The frames of one content (leave-one-content-out)."""
-    return frames_set(content, labels[labels["content"] == content].reset_index(drop=True), teacher, content, "key")
+    part = labels[labels["content"] == content].reset_index(drop=True)
+    return frames_set(content, part, teacher, content, "key", _order(teacher))
 
 
 def standard_sets(
-    cfg: DenseEvalConfig, *, teacher: str, labels: str | Path | pd.DataFrame, golden_frames: str | Path
+    cfg: DenseEvalConfig,
+    *,
+    teacher: str,
+    labels: str | Path | pd.DataFrame,
+    golden_frames: str | Path,
+    dense_spec: DenseSpecEvalConfig | None = None,
+    sample_spec: SpecSampleConfig | None = None,
 ) -> list[EvalSet]:
-    """dense, test and golden, in report order."""
-    return [dense_set(cfg, teacher), split_set(labels, "test", teacher), golden_set(golden_frames, teacher)]
+    """dense (and dense_zero), test and golden, in report order.
+
+    The v0.6.1 family is measured on :func:`dense_rows`; any other teacher on
+    its own generic dense set (``dense_spec``/``sample_spec`` required).
+    """
+    from ..sample.stage import uses_v061_generators
+    from ..teacher.spec import load_spec
+
+    spec = load_spec(teacher)
+    df = labels if isinstance(labels, pd.DataFrame) else pd.read_parquet(labels)
+    if uses_v061_generators(spec):
+        dense = [dense_set(cfg, teacher)]
+    else:
+        if dense_spec is None or sample_spec is None:
+            raise ValueError(f"{teacher}: its dense set needs evaluate.dense_spec and sample.spec")
+        dense = generic_dense_sets(spec, dense_spec, sample_spec, df, golden_frames_for(golden_frames, teacher))
+    return [*dense, split_set(df, "test", teacher), golden_set(golden_frames, teacher)]
+
+
+def student_sets(params: Any, student: Any) -> list[EvalSet]:
+    """:func:`standard_sets` of a configured student (``params.student(key)``)."""
+    return standard_sets(
+        params.evaluate.dense,
+        teacher=student.teacher,
+        labels=student.paths.labels,
+        golden_frames=student.paths.golden_frames,
+        dense_spec=params.evaluate.dense_spec,
+        sample_spec=params.sample.spec,
+    )

@@ -20,7 +20,8 @@ from ..evaluate.sets import EvalSet
 
 _PNG_META = {"Software": None}
 SET_TITLES = {
-    "dense": "Held-out dense set (Gaussian copula, not a training generator)",
+    "dense": "Held-out dense set (its own distribution and seed, not a training generator)",
+    "dense_zero": "Held-out dense rows with speed_chroma_uv = 0 (libvmaf's chroma correction)",
     "test": "Test contents (frames of sources no training row came from)",
     "golden": "Netflix golden pairs (real 10-bit content, outside any corpus)",
 }
@@ -43,6 +44,10 @@ class CardInputs:
     loco: dict[str, Any] | None
     data_version: str
     figures: list[Path]
+    order: tuple[str, ...] = FEATURES  # the input, as the sidecar names it
+    clip: tuple[float, float] = (0.0, 100.0)
+    exact_name: str = ""
+    subjective: str = ""  # markdown (evaluate.subjective.markdown_table)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -55,7 +60,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def write_figures(folder: Path, preds: dict[str, np.ndarray], sets: list[EvalSet]) -> list[Path]:
+def write_figures(
+    folder: Path, preds: dict[str, np.ndarray], sets: list[EvalSet], order: tuple[str, ...] = FEATURES
+) -> list[Path]:
     """Student vs teacher (test), error against teacher score (every set), error against each feature (dense)."""
     import matplotlib
 
@@ -69,7 +76,7 @@ def write_figures(folder: Path, preds: dict[str, np.ndarray], sets: list[EvalSet
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(test.y, preds["test"], s=4, alpha=0.5)
     ax.plot([0, 100], [0, 100], "k--", lw=1)
-    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="teacher VMAF (vmaf_v0.6.1)", ylabel="student VMAF (ONNX)")
+    ax.set(xlabel="teacher VMAF", ylabel="student VMAF (ONNX)")
     ax.set_title(f"test contents, {len(test)} frames")
     fig.tight_layout()
     paths.append(_save(fig, folder / "student_vs_teacher.png"))
@@ -87,8 +94,10 @@ def write_figures(folder: Path, preds: dict[str, np.ndarray], sets: list[EvalSet
 
     dense = by_name["dense"]
     err = preds["dense"] - dense.y
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7), sharey=True)
-    for ax, j, name in zip(axes.flat, range(len(FEATURES)), FEATURES, strict=True):
+    ncol = 3 if len(order) > 4 else 2
+    nrow = -(-len(order) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.5 * nrow), sharey=True, squeeze=False)
+    for ax, j, name in zip(axes.flat, range(len(order)), order, strict=False):
         ax.scatter(dense.x[:, j], err, s=2, alpha=0.3, linewidths=0)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xlabel(name)
@@ -138,6 +147,7 @@ def _loco_section(loco: dict[str, Any] | None, data_version: str) -> list[str]:
 def render_card(c: CardInputs, card_path: Path) -> str:
     arch = c.architecture
     layers = " → ".join(str(n) for n in arch["layers"])
+    lo, hi = c.clip
     card_dir = card_path.parent
     lines = [
         f"# Model card: `{c.model_id}`",
@@ -148,10 +158,15 @@ def render_card(c: CardInputs, card_path: Path) -> str:
         "## What it is",
         "",
         f"A tiny MLP distilled from the VMAF teacher `{c.metadata['teacher']}` (libvmaf's nu-SVR). "
-        "Input `features` float32 `[N, 6]`: raw libvmaf integer features in the order "
-        f"`{', '.join(FEATURES)}`. Output `vmaf` float32 `[N]`: per-frame VMAF clipped to [0, 100]; "
-        "pool a clip by the mean over frames. Standardisation is inside the graph "
-        "(the sidecar says `onnx_has_scaler: true`).",
+        f"Input `features` float32 `[N, {len(c.order)}]`: raw libvmaf features in the order "
+        f"`{', '.join(c.order)}`. Output `vmaf` float32 `[N]`: per-frame VMAF clipped to [{lo:g}, {hi:g}] "
+        "(the teacher's own clip); pool a clip by the mean over frames. Standardisation is inside the graph "
+        "(the sidecar says `onnx_has_scaler: true`)"
+        + (
+            "; so is libvmaf's chroma correction (a `speed_chroma_uv` of exactly 0 becomes 120·(1 − adm3))."
+            if "chroma_correction" in c.metadata
+            else "."
+        ),
         "",
         f"- architecture: {layers} ({arch['activation']}), `{arch['name']}`, winner of the sweep",
         f"- parameters: {arch['n_parameters']}",
@@ -161,9 +176,12 @@ def render_card(c: CardInputs, card_path: Path) -> str:
         "",
         "## Fidelity",
         "",
-        "Frame-level figures of the exported file (ONNX Runtime) against the teacher, beside the libvmaf "
-        "fork's published tiny models on the very same rows. `within` is the share of rows within ±0.5 "
-        "VMAF points; `max pooled` the worst |pooled student − pooled teacher| over the pairs of the set.",
+        "Frame-level figures of the exported file (ONNX Runtime) against the teacher, beside the teacher "
+        f"itself exported exactly as an ONNX graph (`{c.exact_name}`: the reference row), the other swept "
+        "archs and, for v0.6.1, the libvmaf fork's published tiny models, on the very same rows. `within` is "
+        "the share of rows within ±0.5 VMAF points; `max pooled` the worst |pooled student − pooled teacher| "
+        "over the pairs of the set; `params` the numbers each model holds (the exact graph's: support vectors, "
+        "coefficients and the file's constants).",
         "",
     ]
     for set_name, title in SET_TITLES.items():
@@ -180,6 +198,16 @@ def render_card(c: CardInputs, card_path: Path) -> str:
         ]
         lines += [f"| {k} | {v['student']:.4f} | {v['teacher']:.4f} | {v['diff']:+.4f} |" for k, v in golden.items()]
         lines.append("")
+    if c.subjective:
+        lines += [
+            "### Against subjective scores (the original design's secondary metric)",
+            "",
+            "Clip level (mean of frames) on the test contents, against the corpus' MOS/DMOS on the 0–100 scale; "
+            "the teacher's own agreement is the ceiling a student can reach.",
+            "",
+            c.subjective,
+            "",
+        ]
     lines += [
         "### Leave-one-content-out",
         "",
@@ -198,10 +226,14 @@ def render_card(c: CardInputs, card_path: Path) -> str:
     lines += [
         "## Limits",
         "",
-        "- The student reproduces `vmaf_v0.6.1` as a function of the six features; it is exactly as good a "
-        "quality metric as VMAF and no better. Features outside the trained box "
-        "(adm2 and VIF scales in [0, 1.25], motion2 in [0, 100]) are extrapolation: `tinyvmaf score` warns.",
-        "- NEG: the same SVR scores `vmaf_v0.6.1neg` when fed features extracted with NEG's gain limits.",
+        f"- The student reproduces `{c.metadata['teacher']}` as a function of its features; it is exactly as "
+        "good a quality metric as VMAF and no better. Features outside the trained box (the sidecar's "
+        "`training_box`) are extrapolation.",
+        *(
+            ["- NEG: the same SVR scores `vmaf_v0.6.1neg` when fed features extracted with NEG's gain limits."]
+            if c.metadata["teacher"] == "vmaf_v0.6.1"
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..contract import BATCH_DIM, INPUT_NAME, IR_VERSION, N_FEATURES, OPSET, OUTPUT_NAME, VMAF_MAX, VMAF_MIN
+from ..contract import BATCH_DIM, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, VMAF_MAX, VMAF_MIN
 
 if TYPE_CHECKING:
     import onnx
@@ -59,9 +59,11 @@ ACTIVATION_OPS: dict[str, tuple[str, ...]] = {
 #: Activations whose every op is correctly rounded (or exact): the same bits on every backend.
 EXACT_ACTIVATIONS: tuple[str, ...] = ("hardswish", "relu")
 #: Ops of a fixed-order dense layer.
-DENSE_OPS: tuple[str, ...] = ("Unsqueeze", "Mul", "Split", "Add", "Squeeze")
-#: Every op export writes for a student with an exact activation (the gate allows exactly these).
-EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", *DENSE_OPS, "Clip", "Relu")
+DENSE_OPS: tuple[str, ...] = ("Unsqueeze", "Mul", "Slice", "Add", "Squeeze")
+#: Every op export writes for a student with an exact activation (the gate allows exactly these); all of
+#: them on the libvmaf fork's loader allow-list (:data:`tinyvmaf.export.exact.ALLOWED_OPS`). The chroma
+#: correction adds Concat.
+EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", *DENSE_OPS, "Clip", "Relu", "Concat")
 #: What ``tinyvmaf model check`` accepts besides: the libvmaf fork's peers and earlier students
 #: (``Gemm`` with ReLU or SiLU) are runnable tiny models, only not bit-identical across backends.
 CHECKABLE_OPS: tuple[str, ...] = (*EMITTED_OPS, "Gemm", "Sigmoid")
@@ -128,6 +130,20 @@ class GraphWriter:
             self._consts[name] = self.init(name, value)
         return name
 
+    def slice(self, x: str, start: int, end: int, axis: int, output: str) -> str:
+        """``x[..., start:end, ...]`` along ``axis`` (ONNX ``Slice``, bounds as shared int64 constants)."""
+        i64 = np.int64
+        return self.node(
+            "Slice",
+            [
+                x,
+                self.const(f"slice.at{start}", np.array([start], i64)),
+                self.const(f"slice.at{end}", np.array([end], i64)),
+                self.axes(axis),
+            ],
+            output,
+        )
+
     def axes(self, *axes: int) -> str:
         return self.const("axes." + "_".join(map(str, axes)), np.array(axes, dtype=np.int64))
 
@@ -143,9 +159,11 @@ class GraphWriter:
         p = self.node("Mul", [u, wname], f"{prefix}.products")  # [N, k, out]
         leftovers: list[str] = []
         for j, sizes in enumerate(levels):
-            split = self.const("split." + "_".join(map(str, sizes)), np.array(sizes, dtype=np.int64))
-            parts = [f"{prefix}.l{j}.{part}" for part in "abc"[: len(sizes)]]
-            self.nodes_multi("Split", [p, split], parts, f"{prefix}_l{j}_split", axis=1)
+            # Slices, not one Split: the libvmaf fork's loader allow-list has Slice and no Split.
+            parts, start = [], 0
+            for part, size in zip("abc", sizes, strict=False):
+                parts.append(self.slice(p, start, start + size, 1, f"{prefix}.l{j}.{part}"))
+                start += size
             p = self.node("Add", parts[:2], f"{prefix}.l{j}.sum")
             leftovers += parts[2:]
         for j, c in enumerate(leftovers):
@@ -177,8 +195,15 @@ def build_graph(
     metadata: dict[str, str] | None = None,
     producer_version: str = "0",
     writer: Callable[[], GraphWriter] = GraphWriter,
+    clip: tuple[float, float] = (VMAF_MIN, VMAF_MAX),
+    correction: tuple[int, int, float] | None = None,
+    teacher: str = "vmaf_v0.6.1",
 ) -> onnx.ModelProto:
     """The student as an ONNX model: ops in ``StudentMLP.forward``'s order, each dot product in a fixed order.
+
+    ``clip`` is the teacher's ``score_clip``; ``correction`` = (speed column,
+    adm3 column, c) puts libvmaf's chroma correction in front
+    (:func:`chroma_correction`), op for op as ``StudentMLP.correct``.
 
     Weights are stored transposed, ``layer{i}.weight_t`` = ``Wᵀ [in, out]``
     (a transpose is exact): the products ``x[N,in,1] · Wᵀ[in,out]`` and the
@@ -199,21 +224,24 @@ def build_graph(
     if layers[-1][0].shape[0] != 1:
         raise ValueError(f"the last layer must have one output, has {layers[-1][0].shape[0]}")
     f32 = np.float32
+    n_features = int(np.asarray(mean).size)
     g = writer()
-    g.init("norm.mean", np.asarray(mean, f32).reshape(N_FEATURES))
-    g.init("norm.std", np.asarray(std, f32).reshape(N_FEATURES))
-    g.node("Sub", [INPUT_NAME, "norm.mean"], "centred", "normalise_sub")
+    g.init("norm.mean", np.asarray(mean, f32).reshape(n_features))
+    g.init("norm.std", np.asarray(std, f32).reshape(n_features))
+    x_in = INPUT_NAME if correction is None else chroma_correction(g, INPUT_NAME, n_features, correction)
+    g.node("Sub", [x_in, "norm.mean"], "centred", "normalise_sub")
     x = g.node("Div", ["centred", "norm.std"], "z", "normalise_div")
     for i, (w, b) in enumerate(layers):
         x = g.dense(x, w, b, f"layer{i}")
         if i < len(layers) - 1:
             x = g.activation(x, activation, f"layer{i}")
     g.node("Squeeze", [x, g.axes(1)], "score", "squeeze")
-    g.node("Clip", ["score", g.scalar("clip.min", VMAF_MIN), g.scalar("clip.max", VMAF_MAX)], OUTPUT_NAME, "clip_0_100")
+    lo, hi = clip
+    g.node("Clip", ["score", g.scalar("clip.min", lo), g.scalar("clip.max", hi)], OUTPUT_NAME, f"clip_{lo:g}_{hi:g}")
     graph = helper.make_graph(
         g.nodes,
         "tinyvmaf_student",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, N_FEATURES])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, n_features])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM])],
         initializer=g.inits,
     )
@@ -224,8 +252,8 @@ def build_graph(
         producer_name="tinyvmaf",
         producer_version=producer_version,
         doc_string=(
-            "VMAF vmaf_v0.6.1 distilled into an MLP. Input: raw libvmaf integer features in the order of "
-            "metadata 'feature_order'. Output: per-frame VMAF in [0, 100]; pool frames by their mean. "
+            f"VMAF {teacher} distilled into an MLP. Input: raw libvmaf features in the order of "
+            f"metadata 'feature_order'. Output: per-frame VMAF in [{lo:g}, {hi:g}]; pool frames by their mean. "
             "Every op is one IEEE rounding in an order the graph fixes: the same bits on every backend."
         ),
     )
@@ -233,6 +261,33 @@ def build_graph(
         helper.set_model_props(model, dict(sorted(metadata.items())))
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def chroma_correction(g: GraphWriter, x: str, n_features: int, correction: tuple[int, int, float]) -> str:
+    """libvmaf's chroma correction in ops the fork's loader allows (no ``Equal``/``Where``).
+
+    ``nz`` = Clip(Clip(Clip(s, 0, 1)·2^126, 0, 1)·2^24, 0, 1) is exactly 1
+    for any float32 s > 0 (the smallest, 2^-149, becomes 2^-23, then 2) and
+    0 for s = 0; the corrected column is ``s·nz + (1 − nz)·(c − c·adm3)``:
+    ``s`` itself where it is not 0 (``s·1 + 0``), ``c − c·adm3`` where it is.
+    """
+    from ..student.network import NZ_SCALE_1, NZ_SCALE_2
+
+    si, gi, c = correction
+    cols = [g.slice(x, j, j + 1, 1, f"cc.col{j}") for j in range(n_features)]
+    s, a = cols[si], cols[gi]
+    s01 = g.node("Clip", [s, g.scalar("cc.zero", 0.0), g.scalar("cc.one", 1.0)], "cc.s01", "cc_clip_s")
+    t = g.node("Mul", [s01, g.scalar("cc.scale1", NZ_SCALE_1)], "cc.t1", "cc_scale1")
+    t = g.node("Clip", [t, "cc.zero", "cc.one"], "cc.t1c", "cc_clip1")
+    t = g.node("Mul", [t, g.scalar("cc.scale2", NZ_SCALE_2)], "cc.t2", "cc_scale2")
+    nz = g.node("Clip", [t, "cc.zero", "cc.one"], "cc.nz", "cc_nonzero")
+    ca = g.node("Mul", [g.scalar("cc.c", c), a], "cc.ca", "cc_c_adm3")
+    fix = g.node("Sub", ["cc.c", ca], "cc.fix", "cc_fix")
+    keep = g.node("Mul", [s, nz], "cc.keep", "cc_keep")
+    off = g.node("Sub", ["cc.one", nz], "cc.off", "cc_off")
+    alt = g.node("Mul", [off, fix], "cc.alt", "cc_alt")
+    cols[si] = g.node("Add", [keep, alt], "cc.speed", "cc_corrected")
+    return g.node("Concat", cols, "features.corrected", "cc_concat", axis=1)
 
 
 def build_student_graph(
@@ -247,11 +302,14 @@ def build_student_graph(
         opset=opset,
         metadata=metadata,
         producer_version=producer_version,
+        clip=student.clip,
+        correction=student.interface.correction,
+        teacher=student.teacher,
     )
 
 
 def student_predictor(student: StudentMLP, *, opset: int = OPSET) -> Callable[[np.ndarray], np.ndarray]:
-    """The student's exported graph as ONNX Runtime runs it: raw canonical-6 rows → float32 VMAF.
+    """The student's exported graph as ONNX Runtime runs it: raw rows in its teacher's order → float32 VMAF.
 
     Built without metadata, which does not change what the graph computes;
     export, its sweep comparison and leave-one-content-out all measure this.

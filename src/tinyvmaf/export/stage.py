@@ -1,4 +1,5 @@
-"""The export stage: best checkpoint → the ONNX file, its sidecar and registry entry, the evaluation, the model card.
+"""The export and eval stages, per student: best checkpoint → the ONNX file and sidecar (and the teacher's
+exact graph); then the evaluation, ``eval.json`` and the model card.
 
 ``metadata_props`` carry what a consumer needs to trust the file: the
 feature order, the teacher, the data version (the md5 in ``data.dvc``), the
@@ -28,8 +29,7 @@ from ..config.schema import Config
 from ..contract import FEATURES, IR_VERSION
 from ..evaluate.measure import measure_models
 from ..evaluate.peers import load_peers
-from ..evaluate.sets import standard_sets
-from ..model.sidecar import make_sidecar, registry_entry, sha256_bytes, upsert_registry, write_sidecar
+from ..model.sidecar import make_sidecar, sha256_bytes, write_sidecar
 from .card import CardInputs, load_loco, render_card, write_figures
 from .graph import build_student_graph, student_predictor
 
@@ -50,13 +50,14 @@ class ExportPaths:
     loco_metrics: Path
     data_dvc: Path
     onnx: Path
+    exact_onnx: Path
     eval_metrics: Path
     model_card: Path
     figures: Path
 
     @classmethod
-    def from_params(cls, params: Config) -> ExportPaths:
-        p = params.paths
+    def from_params(cls, params: Config, student: str | None = None) -> ExportPaths:
+        p = params.student(student).paths
         return cls(**{f: Path(getattr(p, f)) for f in cls.__dataclass_fields__})
 
 
@@ -117,31 +118,32 @@ def heldout_summary(evaluation: dict[str, dict[str, Any]], val: dict[str, float]
     return {"val": val, **sets}
 
 
-def export_model(params: Config, paths: ExportPaths) -> ExportResult:
-    """Checkpoint → ONNX (atomic), sidecar, registry entry, ``metrics/eval.json``, figures, model card."""
-    from ..student.checkpoint import load_student
+def exact_id(teacher: str) -> str:
+    """The registry id of a teacher's exact graph: libvmaf's ids allow no dots (``vmaf_v1_0_16_3d0h_exact``)."""
+    return teacher.replace(".", "_").lower() + "_exact"
 
-    ex, teacher, within = params.export, params.label.teacher, params.evaluate.within
+
+def export_model(params: Config, paths: ExportPaths, student_key: str | None = None) -> ExportResult:
+    """Checkpoint → ONNX (atomic) and sidecar; the teacher's exact graph and sidecar beside it.
+
+    The held-out headline figures that the file's metadata and sidecar carry
+    are measured here, by ONNX Runtime on the graph that ships; the full
+    comparison (sweep, peers, the exact graph, subjective scores) is the
+    eval stage's (:func:`evaluate_model`).
+    """
+    from ..evaluate.sets import student_sets
+    from ..student.checkpoint import load_student
+    from .exact import build_exact_graph
+
+    st = params.student(student_key)
+    ex, teacher, within = params.export, st.teacher, params.evaluate.within
     student, hp = load_student(paths.ckpt)
-    sets = standard_sets(params.evaluate.dense, teacher=teacher, labels=paths.labels, golden_frames=paths.golden_frames)
-    # The graph that ships, run by ONNX Runtime before the metadata is attached.
+    if student.teacher != teacher:
+        raise ValueError(f"{paths.ckpt} is a student of {student.teacher}, not of {teacher} (students.{st.key})")
+    spec = st.spec
+    sets = student_sets(params, st)
     ours = student_predictor(student, opset=ex.opset)
-    preds = {s.name: ours(s.x).astype(np.float64) for s in sets}
-    peers = load_peers(paths.peers_dir, params.evaluate.peers)
-    sweep = sweep_students(paths.arch_ckpts)  # the winner's competitors, measured the same way
-    models = {
-        ex.id: ours,
-        **{n: student_predictor(s, opset=ex.opset) for n, s in sweep.items()},
-        **{n: m.predict for n, m in peers.items()},
-    }
-    evaluation = measure_models(models, sets, within=within)
-    sizes = {
-        ex.id: student.n_parameters(),
-        **{n: s.n_parameters() for n, s in sweep.items()},
-        **{n: onnx_parameters(m.path) for n, m in peers.items()},
-    }
-    for name, n in sizes.items():
-        evaluation[name]["n_params"] = n
+    evaluation = measure_models({st.id: ours}, sets, within=within)
     winner, val = winner_val_metrics(paths.train_metrics)
     val = {k: round(v, 6) for k, v in val.items()}
     version = data_version(paths.data_dvc)
@@ -151,13 +153,15 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
         "width": student.width,
         "depth": student.depth,
         "activation": student.activation,
-        "layers": [len(FEATURES)] + [student.width] * student.depth + [1],
+        "layers": [student.n_features] + [student.width] * student.depth + [1],
         "n_parameters": student.n_parameters(),
     }
-    heldout = heldout_summary(evaluation[ex.id], val)
-    box = {"quality_max": params.sample.bounds.quality_max, "motion2_max": params.sample.bounds.motion2_max}
+    heldout = heldout_summary(evaluation[st.id], val)
+    box = training_box(params, spec)
+    features = sidecar_features(spec)
+    lo, hi = student.clip
     metadata = {
-        "feature_order": json.dumps(list(FEATURES)),
+        "feature_order": json.dumps(features),
         "teacher": teacher,
         "data_version": version,
         "checkpoint_sha256": file_sha256(paths.ckpt),
@@ -165,13 +169,16 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
         "architecture": json.dumps(arch, sort_keys=True),
         "training_box": json.dumps(box, sort_keys=True),
         "normalisation": "in-graph: (features - norm.mean) / norm.std, training-set statistics",
-        "output": "per-frame VMAF clipped to [0, 100]; a clip's score is the mean over frames",
+        "output": f"per-frame VMAF clipped to [{lo:g}, {hi:g}] (the teacher's score_clip); a clip's score is "
+        "the mean over frames",
     }
+    if student.interface.correction is not None:
+        metadata["chroma_correction"] = "in-graph: speed_chroma_uv == 0 -> c * (1 - adm3), as libvmaf"
     model = build_student_graph(student, opset=ex.opset, metadata=metadata, producer_version=__version__)
     data = model.SerializeToString()
     atomic_write_bytes(paths.onnx, data)
     sidecar = make_sidecar(
-        model_id=ex.id,
+        model_id=st.id,
         onnx_bytes=data,
         opset=ex.opset,
         teacher=teacher,
@@ -180,14 +187,38 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
         architecture=arch,
         training_box=box,
         license=ex.license,
-        description=ex.description,
+        description=st.description,
+        features=features,
+        clip=student.clip,
     )
     write_sidecar(paths.onnx.with_suffix(".json"), sidecar)
-    upsert_registry(
-        paths.onnx.parent / "registry.json",
-        registry_entry(sidecar, license_url=ex.license_url, description=ex.description),
+    # The teacher itself, exactly, as the reference row (no training data in it: the same bytes for any corpus).
+    exact = build_exact_graph(spec, opset=ex.opset)
+    for prop in exact.metadata_props:  # the input as the sidecar names it (libvmaf keys outside v0.6.1)
+        if prop.key == "feature_order":
+            prop.value = json.dumps(features)
+    exact_data = exact.SerializeToString()
+    atomic_write_bytes(paths.exact_onnx, exact_data)
+    exact_pred = exact_predictor(exact_data)
+    exact_eval = measure_models({"exact": exact_pred}, sets, within=within)["exact"]
+    write_sidecar(
+        paths.exact_onnx.with_suffix(".json"),
+        make_sidecar(
+            model_id=paths.exact_onnx.stem,
+            onnx_bytes=exact_data,
+            opset=ex.opset,
+            teacher=teacher,
+            data_version="none (the teacher's model file only)",
+            heldout=heldout_summary(exact_eval, {}),
+            architecture={"type": "svr", "n_parameters": exact_parameters(spec)},
+            training_box={},
+            license=ex.license,
+            description=f"libvmaf's {teacher} as an exact ONNX graph (the reference every student is measured against)",
+            features=features,
+            clip=student.clip,
+            exact=True,
+        ),
     )
-    atomic_write_text(paths.eval_metrics, json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
     result = ExportResult(
         path=paths.onnx,
         n_bytes=len(data),
@@ -198,25 +229,115 @@ def export_model(params: Config, paths: ExportPaths) -> ExportResult:
         winner=winner,
         ops=list(dict.fromkeys(node.op_type for node in model.graph.node)),
     )
-    log.info("wrote %s (%d B, sha256 %s)", paths.onnx, len(data), result.sha256[:12])
-    result.figures = write_figures(paths.figures, preds, sets)
+    log.info("wrote %s (%d B, sha256 %s) and %s", paths.onnx, len(data), result.sha256[:12], paths.exact_onnx)
+    return result
+
+
+def sidecar_features(spec: Any) -> list[str]:
+    """The sidecar's ``features``: canonical-6 short names for the v0.6.1 family (unchanged), else libvmaf keys."""
+    from ..sample.stage import uses_v061_generators
+
+    return list(spec.order) if uses_v061_generators(spec) else list(spec.keys)
+
+
+def training_box(params: Config, spec: Any) -> dict[str, Any]:
+    """Where the student was taught, for the sidecar and metadata (scoring warns outside it)."""
+    from ..sample.stage import uses_v061_generators
+
+    if uses_v061_generators(spec):
+        return {"quality_max": params.sample.bounds.quality_max, "motion2_max": params.sample.bounds.motion2_max}
+    return {"from": "sample/spec_box: the model file's extractor bounds, else the corpus range + margin"}
+
+
+def exact_parameters(spec: Any) -> int:
+    from .exact import parameter_count
+
+    return parameter_count(spec)
+
+
+def exact_predictor(data: bytes) -> Any:
+    """An exact graph's bytes as ONNX Runtime runs them (in chunks, like every tiny model)."""
+    from ..model.runtime import ort_session, run_chunked
+
+    session = ort_session(data)
+    name = session.get_inputs()[0].name
+    return lambda x: run_chunked(lambda c: session.run(None, {name: c})[0], np.asarray(x, np.float32))
+
+
+def evaluate_model(params: Config, paths: ExportPaths, student_key: str | None = None) -> dict[str, Any]:
+    """The eval stage: the shipped file beside its teacher's exact graph, the swept archs and (for v0.6.1) the
+    peers, on every set; the subjective scores where the corpus has them; ``eval.json``, figures, model card."""
+    import onnx
+    import pandas as pd
+
+    from ..evaluate.sets import student_sets
+    from ..evaluate.subjective import markdown_table, subjective_metrics
+    from ..model.runtime import load_tiny_model
+
+    st = params.student(student_key)
+    spec, within = st.spec, params.evaluate.within
+    sets = student_sets(params, st)
+    ours = load_tiny_model(paths.onnx, order=spec.order, keys=spec.keys)
+    exact_name = paths.exact_onnx.stem
+    exact = load_tiny_model(paths.exact_onnx, order=spec.order, keys=spec.keys)
+    sweep = sweep_students(paths.arch_ckpts)
+    models: dict[str, Any] = {st.id: ours.predict, exact_name: exact.predict}
+    models.update({n: student_predictor(s, opset=params.export.opset) for n, s in sweep.items()})
+    sizes = {
+        st.id: None,
+        exact_name: exact_parameters(spec),
+        **{n: s.n_parameters() for n, s in sweep.items()},
+    }
+    peers = load_peers(paths.peers_dir, params.evaluate.peers) if spec.order == FEATURES else {}
+    models.update({n: m.predict for n, m in peers.items()})
+    sizes.update({n: onnx_parameters(m.path) for n, m in peers.items()})
+    evaluation = measure_models(models, sets, within=within)
+    winner, val = winner_val_metrics(paths.train_metrics)
+    val = {k: round(v, 6) for k, v in val.items()}
+    sidecar = json.loads(paths.onnx.with_suffix(".json").read_text())
+    sizes[st.id] = int(sidecar["architecture"]["n_parameters"])
+    for name, n in sizes.items():
+        evaluation[name]["n_params"] = n
+    labels = pd.read_parquet(paths.labels)
+    x = labels[list(spec.order)].to_numpy(np.float32)
+    subjective = subjective_metrics(
+        labels, {"teacher": labels["label"].to_numpy(np.float64), "student": ours.predict(x).astype(np.float64)}
+    )
+    doc = {**evaluation, "subjective": subjective}
+    atomic_write_text(paths.eval_metrics, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    preds = {s.name: ours.predict(s.x).astype(np.float64) for s in sets}
+    figures = write_figures(paths.figures, preds, sets, order=spec.order)
+    data = paths.onnx.read_bytes()
+    proto = onnx.load_from_string(data)
     card = CardInputs(
-        model_id=ex.id,
+        model_id=st.id,
         path=paths.onnx,
         n_bytes=len(data),
-        sha256=result.sha256,
-        metadata=metadata,
-        architecture=arch,
-        ops=result.ops,
-        opset=ex.opset,
+        sha256=sha256_bytes(data),
+        metadata={p.key: p.value for p in proto.metadata_props},
+        architecture=sidecar["architecture"],
+        ops=list(dict.fromkeys(node.op_type for node in proto.graph.node)),
+        opset=params.export.opset,
         ir_version=IR_VERSION,
         winner=winner,
         val=val,
         evaluation=evaluation,
         loco=load_loco(paths.loco_metrics),
-        data_version=version,
-        figures=result.figures,
+        data_version=data_version(paths.data_dvc),
+        figures=figures,
+        order=tuple(sidecar["features"]),
+        clip=ours_clip(sidecar),
+        exact_name=exact_name,
+        subjective=markdown_table(subjective),
     )
     atomic_write_text(paths.model_card, render_card(card, paths.model_card))
-    log.info("wrote %s", paths.model_card)
-    return result
+    log.info("wrote %s, %s and %d figures", paths.eval_metrics, paths.model_card, len(figures))
+    return doc
+
+
+def ours_clip(sidecar: dict[str, Any]) -> tuple[float, float]:
+    """The output range a sidecar states (``notes``), defaulting to VMAF's [0, 100]."""
+    import re
+
+    m = re.search(r"in \[([-0-9.e]+), ([-0-9.e]+)\] out", str(sidecar.get("notes", "")))
+    return (float(m[1]), float(m[2])) if m else (0.0, 100.0)

@@ -24,14 +24,13 @@ from pathlib import Path
 from ..common import cpu
 from ..common.atomic import atomic_write_text
 from ..common.provenance import file_sha256
-from ..contract import FEATURES
 from ..media.video import Video
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "TINYVMAF_CACHE_DIR"
 #: Bump when the extraction graph or the row format changes: old entries stop matching.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"  # 2: rows keyed by libvmaf keys, teachers loaded by path=
 
 
 def default_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -74,8 +73,8 @@ class PairCache:
     def _path(self, key: str) -> Path:
         return self.root / "pairs" / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> list[dict[str, float]] | None:
-        """The cached frames, or ``None``: absent, or unreadable (then a warning names the file).
+    def get(self, key: str, columns: tuple[str, ...] = ()) -> list[dict[str, float]] | None:
+        """The cached frames (each with a float for every one of ``columns``), or ``None``: absent, or unreadable.
 
         Entries are written atomically, so a torn entry should not exist; one
         that does (a disk error, a hand edit, another tool) is recomputed and
@@ -87,9 +86,9 @@ class PairCache:
             if (
                 not isinstance(frames, list)
                 or not frames
-                or not all(isinstance(f, dict) and all(isinstance(f.get(k), float) for k in FEATURES) for f in frames)
+                or not all(isinstance(f, dict) and all(isinstance(f.get(k), float) for k in columns) for f in frames)
             ):
-                raise ValueError("not a list of frames with the six features")
+                raise ValueError(f"not a list of frames with the columns {list(columns)}")
             return frames
         except FileNotFoundError:
             return None

@@ -29,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    cfg = params.extract
+    cfg = dataclasses.replace(params.extract, teachers=params.teachers())  # the students' teachers + extras
     if args.workers:
         cfg = dataclasses.replace(cfg, workers=args.workers)
     manifest = Path(args.manifest or params.paths.manifest)

@@ -1,8 +1,9 @@
 """One FFmpeg + libvmaf pass over a (reference, distorted) pair.
 
-The pass yields, per frame, the six integer features of ``vmaf_v0.6.1``
-(canonical-6 order) and the score of every requested teacher model.  The
-graph is built so that nothing happens silently:
+The pass yields, per frame, every feature that the requested teachers'
+model files name, under libvmaf's own keys, and each teacher's score
+(:mod:`tinyvmaf.extract.plan`).  The graph is built so that nothing happens
+silently:
 
 * the distorted clip is upscaled to the reference size with bicubic (the
   way Netflix builds its dataset) and converted to the reference's pixel
@@ -22,10 +23,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.schema import FRAME_POLICIES, TEACHERS
-from ..contract import FEATURES
+from ..config.schema import FRAME_POLICIES
 from ..media.ffmpeg import run_ffmpeg
 from ..media.video import SUPPORTED_PIX_FMTS, MediaError, Video, probe, probe_once
+from .plan import ExtractionPlan, plan_for
 
 
 class FrameCountMismatch(MediaError):
@@ -41,20 +42,11 @@ class PairResult:
     dist_frames: int
 
 
-def _model_option(teachers: tuple[str, ...] | list[str]) -> str:
-    unknown = [t for t in teachers if t not in TEACHERS]
-    if unknown:
-        raise ValueError(f"unknown teacher model(s) {unknown}; known: {list(TEACHERS)}")
-    # Inside a filtergraph, ':' separates filter options, so the model's own
-    # key=value pairs escape theirs; '|' separates models.
-    return "|".join(f"version={t}\\:name={t}" for t in teachers)
-
-
 def build_filtergraph(
     ref_size: tuple[int, int],
     ref_pix_fmt: str,
     log_path: Path,
-    teachers: tuple[str, ...] | list[str],
+    plan: ExtractionPlan,
     n_frames: int | None,
 ) -> str:
     """The ``-lavfi`` graph: input 0 is the distorted clip, input 1 the reference (libvmaf's order)."""
@@ -69,7 +61,7 @@ def build_filtergraph(
         f"[0:v]{trim}{retime},scale={w}:{h}:flags=bicubic,format={ref_pix_fmt}[dis];"
         f"[1:v]{trim}{retime},format={ref_pix_fmt}[ref];"
         f"[dis][ref]libvmaf=log_fmt=json:log_path={log}:n_threads=1:"
-        f"model='{_model_option(teachers)}'"
+        f"model='{plan.model_option()}'"
     )
 
 
@@ -87,7 +79,7 @@ def run_pair(
     dist: Video,
     *,
     ffmpeg: str,
-    teachers: tuple[str, ...] | list[str],
+    teachers: tuple[str, ...] | list[str] | ExtractionPlan,
     frame_policy: str,
 ) -> PairResult:
     """Score ``dist`` against ``ref`` with libvmaf: one FFmpeg process per pair (plus a probe per reference file).
@@ -103,6 +95,7 @@ def run_pair(
     """
     if frame_policy not in FRAME_POLICIES:
         raise ValueError(f"frame_policy must be one of {FRAME_POLICIES}, got {frame_policy!r}")
+    plan = teachers if isinstance(teachers, ExtractionPlan) else plan_for(teachers)
     pr = probe_once(ref, ffmpeg)
     n_frames: int | None = None
     dist_frames: int | None = probe(dist, ffmpeg).frames if (dist.is_raw or frame_policy == "truncate") else None
@@ -112,7 +105,7 @@ def run_pair(
         n_frames = min(pr.frames, dist_frames)
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-") as tmp:
         log_path = Path(tmp) / "vmaf.json"
-        graph = build_filtergraph((pr.width, pr.height), pr.pix_fmt, log_path, teachers, n_frames)
+        graph = build_filtergraph((pr.width, pr.height), pr.pix_fmt, log_path, plan, n_frames)
         proc = run_ffmpeg(
             [*dist.input_args(), *ref.input_args(), "-lavfi", graph, "-f", "null", "-"],
             ffmpeg,
@@ -126,7 +119,8 @@ def run_pair(
             if dist_frames != pr.frames:
                 raise mismatch(ref, dist, pr.frames, dist_frames)
         log = json.loads(log_path.read_text())
-    frames = [_frame_row(f, teachers) for f in log["frames"]]
+    where = f"ref={ref.path} dist={dist.path}"
+    frames = [plan.frame_row(f["metrics"], pair=where, frame=i) for i, f in enumerate(log["frames"])]
     expected = n_frames if n_frames is not None else pr.frames
     if len(frames) != expected:
         raise MediaError(
@@ -140,11 +134,3 @@ def mismatch(ref: Video, dist: Video, n_ref: int, n_dist: int) -> FrameCountMism
         f"frame counts differ: reference {ref.path} has {n_ref}, distorted {dist.path} has "
         f"{n_dist} (set extract.frame_policy=truncate to score the common frames)"
     )
-
-
-def _frame_row(frame: dict, teachers: tuple[str, ...] | list[str]) -> dict[str, float]:
-    metrics = frame["metrics"]
-    row = {name: float(metrics[f"integer_{name}"]) for name in FEATURES}
-    for t in teachers:
-        row[t] = float(metrics[t])
-    return row

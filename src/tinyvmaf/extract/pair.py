@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.schema import ExtractConfig
-from ..contract import FEATURES
 from ..corpus.manifest import Pair
 from ..media.video import Video
+from .plan import plan_for
 from .stage import extract_pairs
 
 
@@ -42,7 +42,7 @@ def pair_features(pair: Pair, cfg: ExtractConfig) -> dict:
     """Per-frame rows and pooled means (the VMAF of a clip is the mean of its frame scores)."""
     results, _ = extract_pairs([pair], cfg, progress=False)
     frames = results[pair.key]
-    cols = [*FEATURES, *cfg.teachers]
+    cols = plan_for(cfg.teachers).columns
     pooled = {c: sum(f[c] for f in frames) / len(frames) for c in cols}
     return {
         "ref": str(pair.ref.path),

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from ..common.atomic import atomic_path
 from ..config.schema import ExtractConfig
-from ..contract import FEATURES
 from ..corpus.manifest import Pair, read_manifest
 from ..media.ffmpeg import FFmpegError, FFmpegInfo, ffmpeg_info
 from ..media.video import MediaError
 from .cache import PairCache, default_cache_dir, pair_key
 from .libvmaf import run_pair
+from .plan import ExtractionPlan, plan_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +48,7 @@ class CacheLookup:
 
     info: FFmpegInfo
     cache: PairCache
+    plan: ExtractionPlan
     results: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     todo: list[tuple[Pair, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -55,16 +56,22 @@ class CacheLookup:
 
 
 def lookup_cached(pairs: list[Pair], cfg: ExtractConfig) -> CacheLookup:
-    """Key every pair and take the hits from the cache; every engine (threads, Ray) starts here."""
+    """Key every pair and take the hits from the cache; every engine (threads, Ray) starts here.
+
+    ``cfg.teachers`` is the whole list of teachers of the pass (the CLI puts
+    the students' teachers first, :meth:`Config.teachers`).
+    """
     info = ffmpeg_info(cfg.ffmpeg)
-    found = CacheLookup(info=info, cache=PairCache(default_cache_dir(cfg.cache_dir)))
+    plan = plan_for(cfg.teachers)
+    found = CacheLookup(info=info, cache=PairCache(default_cache_dir(cfg.cache_dir)), plan=plan)
+    params = {**cfg.cache_params(), "teachers": plan.cache_params()}
     for p in pairs:
         try:
-            key = pair_key(p.ref, p.dist, info.digest, cfg.cache_params())
+            key = pair_key(p.ref, p.dist, info.digest, params)
         except OSError as exc:
             found.errors[p.key] = f"cannot read media: {exc}"
             continue
-        hit = found.cache.get(key)
+        hit = found.cache.get(key, plan.columns)
         if hit is not None:
             found.results[p.key] = hit
             found.stats.cached += 1
@@ -91,7 +98,7 @@ def extract_pairs(
 
     def work(item: tuple[Pair, str]) -> tuple[str, list[dict[str, float]]]:
         p, key = item
-        res = run_pair(p.ref, p.dist, ffmpeg=info.path, teachers=cfg.teachers, frame_policy=cfg.frame_policy)
+        res = run_pair(p.ref, p.dist, ffmpeg=info.path, teachers=found.plan, frame_policy=cfg.frame_policy)
         cache.put(key, res.frames, label=p.key)  # the entry first: a journal line always has its entry
         cache.journal(f"{p.key}\t{key}")
         return p.key, res.frames
@@ -110,7 +117,7 @@ def extract_pairs(
                     k, frames = fut.result()
                     results[k] = frames
                     stats.extracted += 1
-                except (MediaError, FFmpegError, ValueError, OSError) as exc:
+                except (MediaError, FFmpegError, ValueError, OSError, KeyError) as exc:
                     errors[pair.key] = str(exc)
                 bar.update(1)
             bar.close()
@@ -119,14 +126,14 @@ def extract_pairs(
 
 
 def frames_table(pairs: list[Pair], results: dict[str, list[dict[str, float]]], teachers) -> pd.DataFrame:
-    """Long table: ``key, content, frame``, canonical-6 features, one column per teacher."""
+    """Long table: ``key, content, frame``, every teacher's feature keys (libvmaf's names), one column per teacher."""
     import pandas as pd  # here, not at import: scoring one pair never builds a table
 
     records = []
     for p in pairs:
         for i, row in enumerate(results[p.key]):
             records.append({"key": p.key, "content": p.content, "frame": i, **row})
-    cols = ["key", "content", "frame", *FEATURES, *teachers]
+    cols = ["key", "content", "frame", *plan_for(teachers).columns]
     df = pd.DataFrame.from_records(records, columns=cols)
     df["frame"] = df["frame"].astype("int32")
     return df

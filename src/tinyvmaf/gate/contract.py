@@ -21,8 +21,12 @@ if TYPE_CHECKING:
     import onnx
 
 
-def contract_check(model: onnx.ModelProto) -> CheckResult:
-    """The ONNX contract of DESIGN.md, read from the file itself."""
+def contract_check(
+    model: onnx.ModelProto,
+    features: list[str] | tuple[str, ...] = FEATURES,
+    required: tuple[str, ...] = REQUIRED_METADATA,
+) -> CheckResult:
+    """The ONNX contract of DESIGN.md, read from the file itself (``features``: the input the sidecar names)."""
     import onnx
     from onnx import TensorProto
 
@@ -47,8 +51,8 @@ def contract_check(model: onnx.ModelProto) -> CheckResult:
         if t.elem_type != TensorProto.FLOAT:
             problems.append(f"input dtype {TensorProto.DataType.Name(t.elem_type)} != FLOAT")
         d = dims(ins[0])
-        if len(d) != 2 or not isinstance(d[0], str) or d[1] != len(FEATURES):
-            problems.append(f"input shape {d} != [{BATCH_DIM}, {len(FEATURES)}] with a symbolic batch")
+        if len(d) != 2 or not isinstance(d[0], str) or d[1] != len(features):
+            problems.append(f"input shape {d} != [{BATCH_DIM}, {len(features)}] with a symbolic batch")
     if [o.name for o in outs] != [OUTPUT_NAME]:
         problems.append(f"outputs {[o.name for o in outs]} != [{OUTPUT_NAME!r}]")
     else:
@@ -59,13 +63,13 @@ def contract_check(model: onnx.ModelProto) -> CheckResult:
         if len(d) != 1 or not isinstance(d[0], str):
             problems.append(f"output shape {d} != [{BATCH_DIM}] with a symbolic batch")
     meta = {p.key: p.value for p in model.metadata_props}
-    missing = [k for k in REQUIRED_METADATA if not meta.get(k)]
+    missing = [k for k in required if not meta.get(k)]
     try:
         order = json.loads(meta.get("feature_order", "null"))
     except json.JSONDecodeError:
         order = None
-    if order != list(FEATURES):
-        problems.append(f"metadata feature_order {meta.get('feature_order')!r} != {list(FEATURES)}")
+    if order != list(features):
+        problems.append(f"metadata feature_order {meta.get('feature_order')!r} != {list(features)}")
     res.details.update({"problems": problems, "missing_metadata": missing, "metadata": meta})
     res.criteria += [
         Criterion("opset", opset, OPSET, "=="),

@@ -15,6 +15,7 @@ measured at all and fails ``<set>/rows`` (and every criterion on it) by name.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..common.checks import CheckResult, Criterion
 from ..config.schema import Config
@@ -23,12 +24,22 @@ from ..evaluate.sets import standard_sets
 from ..model.runtime import load_tiny_model
 
 
-def fidelity_check(params: Config, model_path: Path, *, labels: Path, golden_frames: Path) -> CheckResult:
-    model = load_tiny_model(model_path)
+def fidelity_check(
+    params: Config, model_path: Path, *, labels: Path, golden_frames: Path, student: Any = None
+) -> CheckResult:
+    """The fidelity criteria; ``dense_zero`` (speed_chroma_uv = 0 rows) is held to the dense bounds, by name."""
+    st = params.student(None) if student is None else student
+    spec = st.spec
+    model = load_tiny_model(model_path, order=spec.order, keys=spec.keys)
     sets = {
         s.name: s
         for s in standard_sets(
-            params.evaluate.dense, teacher=params.label.teacher, labels=labels, golden_frames=golden_frames
+            params.evaluate.dense,
+            teacher=st.teacher,
+            labels=labels,
+            golden_frames=golden_frames,
+            dense_spec=params.evaluate.dense_spec,
+            sample_spec=params.sample.spec,
         )
     }
     th = params.gate.fidelity
@@ -37,7 +48,7 @@ def fidelity_check(params: Config, model_path: Path, *, labels: Path, golden_fra
         name: measure(model.predict, s, within=within) if len(s) >= MIN_ROWS else unmeasured(s)
         for name, s in sets.items()
     }
-    res = CheckResult("fidelity", details={"teacher": params.label.teacher, "figures": figs})
+    res = CheckResult("fidelity", details={"teacher": st.teacher, "figures": figs})
     d, t, g = figs["dense"], figs["test"], figs["golden"]
     res.criteria += [Criterion(f"{name}/rows", len(s), MIN_ROWS, ">=") for name, s in sets.items()]
     res.criteria += [
@@ -49,4 +60,10 @@ def fidelity_check(params: Config, model_path: Path, *, labels: Path, golden_fra
         Criterion("test/srocc", t["srocc"], th.test.srocc_min, ">="),
         Criterion("golden/pooled_abs_max", g["pooled_abs_max"], th.golden.pooled_abs_max, "<="),
     ]
+    if "dense_zero" in figs:
+        z = figs["dense_zero"]
+        res.criteria += [
+            Criterion("dense_zero/rmse", z["rmse"], th.dense.rmse_max, "<="),
+            Criterion("dense_zero/max_abs", z["max_abs"], th.dense.max_abs_max, "<="),
+        ]
     return res

@@ -72,7 +72,7 @@ import numpy as np
 
 from ..common.checks import CheckResult, Criterion
 from ..common.ulp import max_ulp
-from ..contract import FEATURES, INPUT_NAME, OUTPUT_NAME, VMAF_MAX, VMAF_MIN
+from ..contract import FEATURES, INPUT_NAME, OUTPUT_NAME
 from ..export.graph import pairwise_plan
 from ..model.runtime import run_chunked
 
@@ -114,8 +114,18 @@ def reference_with_bound(
     xs = np.asarray(x, dtype=np.float32).astype(np.float64)
     mean = student.mean.detach().double().numpy()
     std = student.std.detach().double().numpy()
+    e_in = np.zeros_like(xs)
+    if student.interface.correction is not None:
+        # The graph computes c − c·adm3 in float32 (two roundings) where speed_chroma_uv is exactly 0.
+        si, gi, c = student.interface.correction
+        hit = xs[:, si] == 0.0
+        ca = c * xs[:, gi]
+        fix = c - ca
+        xs = xs.copy()
+        xs[hit, si] = fix[hit]
+        e_in[:, si] = np.where(hit, (np.abs(ca) + np.abs(fix)) * 2.0**-24, 0.0)
     z = (xs - mean) / std
-    h, e = z, gamma(2) * np.abs(z)
+    h, e = z, gamma(2) * (np.abs(z) + e_in / std) + e_in / std
     linears = student.linears()
     for i, lin in enumerate(linears):
         w = lin.weight.detach().double().numpy()
@@ -138,7 +148,8 @@ def reference_with_bound(
             h = a * s
             eps_rel, eps_abs = act_error
             e = (s + np.abs(a) / 4 + e / 4) * e + eps_rel * (np.abs(a) + e) + eps_abs
-    out = np.clip(h[:, 0], VMAF_MIN, VMAF_MAX)
+    lo, hi = student.clip
+    out = np.clip(h[:, 0], lo, hi)
     return out, e[:, 0]
 
 
@@ -245,6 +256,26 @@ def edge_rows(all_features: np.ndarray, motion2_large: float) -> tuple[np.ndarra
     return np.asarray(rows, dtype=np.float32), names
 
 
+def generic_edge_rows(all_features: np.ndarray, zero_columns: list[int]) -> tuple[np.ndarray, list[str]]:
+    """Corners of the data for any teacher: all at min/max, each feature at its min/max, each zero column at 0."""
+    lo, hi = all_features.min(axis=0), all_features.max(axis=0)
+    med = np.median(all_features, axis=0)
+    rows, names = [lo.copy(), hi.copy()], ["all_min", "all_max"]
+    for j in range(all_features.shape[1]):
+        for tag, value in (("min", lo[j]), ("max", hi[j])):
+            r = med.copy()
+            r[j] = value
+            rows.append(r)
+            names.append(f"f{j}_{tag}")
+    for j in zero_columns:
+        for base_name, base in (("median", med), ("all_min", lo), ("all_max", hi)):
+            r = base.copy()
+            r[j] = 0.0
+            rows.append(r)
+            names.append(f"f{j}_zero_{base_name}")
+    return np.asarray(rows, dtype=np.float32), names
+
+
 def random_rows(n: int, seed: int, quality_max: float, motion2_max: float) -> np.ndarray:
     """Uniform rows over the training box (the space the student claims)."""
     rng = np.random.default_rng([seed, 17])
@@ -257,7 +288,14 @@ def graph_order_float32(student: StudentMLP, x: np.ndarray) -> np.ndarray:
     """The exported graph's ops emulated in NumPy float32, op for op and in the graph's order (a diagnostic)."""
     f32 = np.float32
     with np.errstate(all="ignore"):
-        h = (np.asarray(x, f32) - student.mean.detach().numpy().astype(f32)) / student.std.detach().numpy().astype(f32)
+        x = np.array(x, dtype=f32)
+        if student.interface.correction is not None:
+            si, gi, c = student.interface.correction
+            s = x[:, si]
+            a = np.clip(np.clip(s, f32(0), f32(1)) * f32(2.0**126), f32(0), f32(1))
+            nz = np.clip(a * f32(2.0**24), f32(0), f32(1))
+            x[:, si] = s * nz + (f32(1) - nz) * (f32(c) - f32(c) * x[:, gi])
+        h = (x - student.mean.detach().numpy().astype(f32)) / student.std.detach().numpy().astype(f32)
         linears = student.linears()
         for i, lin in enumerate(linears):
             w = lin.weight.detach().numpy().astype(f32)
@@ -281,7 +319,8 @@ def graph_order_float32(student: StudentMLP, x: np.ndarray) -> np.ndarray:
                 h = h * np.clip(h + f32(3), f32(0), f32(6)) / f32(6)
             else:
                 h = h * (f32(1) / (f32(1) + np.exp(-h)))
-        return np.clip(h[:, 0], f32(VMAF_MIN), f32(VMAF_MAX)).astype(f32)
+        lo, hi = student.clip
+        return np.clip(h[:, 0], f32(lo), f32(hi)).astype(f32)
 
 
 def torch_forward(student: StudentMLP, x: np.ndarray) -> np.ndarray:

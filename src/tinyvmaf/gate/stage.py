@@ -15,6 +15,16 @@ fidelity  the shipped file against the teacher on the dense set, the test
 parity    ONNX Runtime (optimised and not) against the reference evaluator
           within ``gate.parity.max_ulp``, and each against the float64
           student, inside a derived bound (:mod:`.parity`)
+exact     the teacher's exact graph like any model: contract, ops on the
+          fork's allow-list, parity (ONNX Runtime against the reference
+          evaluator and the op-for-op NumPy mirror) and fidelity to the
+          float64 teacher on the dense set (``gate.fidelity.exact``)
+
+Every student's ops must be on the libvmaf fork's loader allow-list
+(:data:`tinyvmaf.export.exact.ALLOWED_OPS`) as well as among those export
+emits.  ``metrics/<teacher>/gate.json`` also carries the registry entries
+of the models it passed, from which the registry stage writes
+``registry.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,14 +43,14 @@ import pandas as pd
 from ..common.atomic import atomic_write_text
 from ..common.checks import CheckResult, Criterion, Report, fmt, guarded
 from ..config.schema import Config
-from ..contract import FEATURES
+from ..contract import TEACHER
 from .contract import contract_check, ops_check
 from .fidelity import fidelity_check
-from .parity import edge_rows, parity_check, random_rows
+from .parity import edge_rows, generic_edge_rows, parity_check, random_rows
 
 log = logging.getLogger(__name__)
 
-CHECKS: tuple[str, ...] = ("contract", "ops", "golden", "fidelity", "parity")
+CHECKS: tuple[str, ...] = ("contract", "ops", "golden", "fidelity", "parity", "exact")
 
 
 @dataclass(frozen=True)
@@ -52,13 +63,16 @@ class GatePaths:
     gate_metrics: Path
     gate_report: Path
 
+    exact_onnx: Path | None = None
+
     @classmethod
-    def from_params(cls, params: Config) -> GatePaths:
-        return cls(**{f: Path(getattr(params.paths, f)) for f in cls.__dataclass_fields__})
+    def from_params(cls, params: Config, student: str | None = None) -> GatePaths:
+        p = params.student(student).paths
+        return cls(**{f: Path(getattr(p, f)) for f in cls.__dataclass_fields__})
 
 
 def golden_check(golden_metrics: Path, teacher: str) -> CheckResult:
-    """The golden stage's verdict, for the teacher this model was distilled from."""
+    """The golden stage's verdict, which scored the teacher this model was distilled from."""
     if not golden_metrics.is_file():
         raise FileNotFoundError(f"{golden_metrics}: no golden report (run `dvc repro golden`)")
     doc = json.loads(golden_metrics.read_text())
@@ -67,29 +81,114 @@ def golden_check(golden_metrics: Path, teacher: str) -> CheckResult:
     res = CheckResult("golden", details={"report": str(golden_metrics), "checks": sorted(checks), "failed": failed})
     res.criteria += [
         Criterion("golden_checks_failed", len(failed) if checks else None, 0, "<=", info=", ".join(failed)),
-        Criterion("golden_teacher_matches", int(doc.get("teacher") == teacher), 1, "==", info=str(doc.get("teacher"))),
+        Criterion(
+            "golden_teacher_scored",
+            int(teacher in (doc.get("teachers") or [])),
+            1,
+            "==",
+            info=str(doc.get("teachers")),
+        ),
     ]
     for name in ("netflix", "project", "teacher"):
         res.details[name] = {k: v.get("value") for k, v in checks.get(name, {}).get("criteria", {}).items()}
     return res
 
 
-def parity_rows(params: Config, labels: Path) -> dict[str, np.ndarray]:
+def parity_rows(params: Config, labels: Path, teacher: str = TEACHER) -> dict[str, np.ndarray]:
     """Test rows, the corners of the data, random rows of the training box, and as many from an unseen seed."""
+    from ..sample.stage import uses_v061_generators
+    from ..teacher.spec import load_spec
+
+    spec = load_spec(teacher)
+    order = list(spec.order)
     df = pd.read_parquet(labels)
-    all_x = df[list(FEATURES)].to_numpy(np.float32)
-    test = df.loc[df["split"] == "test", list(FEATURES)].to_numpy(np.float32)
-    edge, _ = edge_rows(all_x, params.gate.parity.motion2_large)
-    b = params.sample.bounds
+    all_x = df[order].to_numpy(np.float32)
+    test = df.loc[df["split"] == "test", order].to_numpy(np.float32)
     p = params.gate.parity
-    rand = random_rows(p.random_rows, params.seed, b.quality_max, b.motion2_max)
-    unseen = random_rows(p.random_rows, p.unseen_seed, b.quality_max, b.motion2_max)
-    return {"test": test, "edge": edge, "random": rand, "unseen": unseen}
+    if uses_v061_generators(spec):
+        edge, _ = edge_rows(all_x, p.motion2_large)
+        b = params.sample.bounds
+        rand = random_rows(p.random_rows, params.seed, b.quality_max, b.motion2_max)
+        unseen = random_rows(p.random_rows, p.unseen_seed, b.quality_max, b.motion2_max)
+        return {"test": test, "edge": edge, "random": rand, "unseen": unseen}
+    from ..sample.spec_box import box_for, draw_generic
+
+    sc = params.sample.spec
+    box = box_for(spec, all_x.astype(np.float64), margin=sc.margin, zero_share_min=sc.zero_share_min)
+    zero_cols = [order.index(c) for c in box.zero_columns]
+    edge, _ = generic_edge_rows(all_x, zero_cols)
+    train = df.loc[df["split"] == "train", order].to_numpy(np.float64)
+
+    def draw(seed: int) -> np.ndarray:
+        x, _ = draw_generic(
+            np.random.default_rng([seed, 17]), {"uniform": p.random_rows}, train, box, jitter_sigma=sc.jitter_sigma
+        )
+        return x.astype(np.float32)
+
+    return {"test": test, "edge": edge, "random": draw(params.seed), "unseen": draw(p.unseen_seed)}
 
 
-def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS) -> Report:
+def exact_check(params: Config, path: Path, rows: dict[str, np.ndarray], spec: Any, dense: Any) -> CheckResult:
+    """The exact teacher graph: contract, allow-listed ops, backend parity, fidelity to the float64 teacher."""
+    import onnx
+
+    from ..export.exact import ALLOWED_OPS, exact_reference
+    from ..export.stage import sidecar_features
+    from .contract import graph_ops
+    from .parity import onnxruntime_run, reference_evaluator_run, scaled_ulp, ulp_at
+
+    data = path.read_bytes()
+    model = onnx.load_from_string(data)
+    res = CheckResult("exact", details={"model": str(path), "sha256": hashlib.sha256(data).hexdigest()})
+    contract = contract_check(model, sidecar_features(spec), required=("feature_order", "teacher"))
+    res.criteria += [Criterion(f"contract/{c.name}", c.value, c.threshold, c.op) for c in contract.criteria]
+    bad = sorted({op for d, op in graph_ops(model) if d not in ("", "ai.onnx") or op not in ALLOWED_OPS})
+    res.criteria.append(Criterion("ops_off_allowlist", len(bad), 0, "<=", info=", ".join(bad)))
+    x = np.concatenate(list(rows.values())).astype(np.float32)
+    p = params.gate.parity
+    unit = ulp_at(p.ulp_scale)
+    ort = onnxruntime_run(model, x)
+    for name, other in (
+        ("reference_evaluator", reference_evaluator_run(model, x)),
+        ("numpy_mirror", exact_reference(model, x)),
+    ):
+        d = scaled_ulp(ort, np.asarray(other, np.float32), unit)
+        res.criteria.append(Criterion(f"onnxruntime_vs_{name}_ulp", float(d.max()) if len(d) else 0.0, p.max_ulp, "<="))
+    pred = onnxruntime_run(model, dense.x).astype(np.float64)
+    err = pred - dense.y
+    rmse = float(np.sqrt(np.mean(err**2))) if len(err) else None
+    res.criteria.append(Criterion("dense/rmse", rmse, params.gate.fidelity.exact.rmse_max, "<="))
+    res.details["dense_max_abs"] = float(np.abs(err).max()) if len(err) else None
+    return res
+
+
+def registry_entries(paths: GatePaths, params: Config, spec: Any) -> list[dict[str, Any]]:
+    """The registry entries of a gated student and its exact graph, from their sidecars (written by export)."""
+    from ..model.sidecar import registry_entry
+
+    out = []
+    for onnx_path in (paths.onnx, paths.exact_onnx):
+        if onnx_path is None:
+            continue
+        sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
+        if sidecar["sha256"] != hashlib.sha256(onnx_path.read_bytes()).hexdigest():
+            raise ValueError(f"{onnx_path.with_suffix('.json')}: sha256 does not match {onnx_path} (re-run export)")
+        entry = registry_entry(
+            sidecar, license_url=params.export.license_url, description=sidecar["notes"].split(". ")[0]
+        )
+        entry["teacher"] = spec.name
+        if sidecar.get("exact"):
+            entry["exact"] = True
+        out.append(entry)
+    return out
+
+
+def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS, student: str | None = None) -> Report:
     """Run the configured checks; never raises for a failing check, only records it."""
     import onnx
+
+    st = params.student(student)
+    teacher, spec = st.teacher, st.spec
 
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
@@ -120,27 +219,46 @@ def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS)
         return parity_check(
             m,
             student,
-            parity_rows(params, paths.labels),
+            parity_rows(params, paths.labels, teacher),
             max_ulp_scaled=p.max_ulp,
             ulp_scale=p.ulp_scale,
             student_max_ulp=p.student_max_ulp,
         )
 
+    def exact() -> CheckResult:
+        from ..evaluate.sets import student_sets
+
+        if paths.exact_onnx is None:
+            raise FileNotFoundError("no exact graph path (run export)")
+        dense = next(s for s in student_sets(params, st) if s.name == "dense")
+        return exact_check(params, paths.exact_onnx, parity_rows(params, paths.labels, teacher), spec, dense)
+
+    from ..export.exact import ALLOWED_OPS
+    from ..export.graph import EMITTED_OPS
+    from ..export.stage import sidecar_features
+
+    allowed = tuple(op for op in EMITTED_OPS if op in ALLOWED_OPS)
     table: dict[str, Callable[[], CheckResult]] = {
-        "contract": needs_model(contract_check),
-        "ops": needs_model(ops_check),
-        "golden": lambda: golden_check(paths.golden_metrics, params.label.teacher),
+        "contract": needs_model(lambda m: contract_check(m, sidecar_features(spec))),
+        "ops": needs_model(lambda m: ops_check(m, allowed)),
+        "golden": lambda: golden_check(paths.golden_metrics, teacher),
         "fidelity": needs_model(
-            lambda m: fidelity_check(params, paths.onnx, labels=paths.labels, golden_frames=paths.golden_frames)
+            lambda m: fidelity_check(
+                params, paths.onnx, labels=paths.labels, golden_frames=paths.golden_frames, student=st
+            )
         ),
         "parity": needs_model(parity),
+        "exact": exact,
     }
     results = []
     for name in CHECKS:
         if name in checks:
             log.info("gate: %s", name)
             results.append(guarded(name, table[name]))
-    return Report({"model": str(paths.onnx), "model_sha256": sha}, results)
+    report = Report({"model": str(paths.onnx), "model_sha256": sha, "teacher": teacher}, results)
+    if report.passed:
+        report.subject["registry"] = registry_entries(paths, params, spec)
+    return report
 
 
 def render_markdown(report: Report) -> str:

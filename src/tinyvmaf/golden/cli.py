@@ -30,12 +30,12 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     p = params.paths
     golden_dir = Path(args.golden_dir or p.golden_dir)
-    teacher, ffmpeg = params.label.teacher, params.extract.ffmpeg
+    teachers, ffmpeg = params.teachers(), params.extract.ffmpeg
     if args.regenerate:
-        path = regenerate_project_golden(golden_dir, teacher, ffmpeg)
+        path = regenerate_project_golden(golden_dir, ffmpeg)
         print(f"pinned the project golden set in {path}")
         return 0
-    report, table = run_golden(golden_dir, params.golden, teacher=teacher, ffmpeg=ffmpeg)
+    report, table = run_golden(golden_dir, params.golden, teachers=teachers, ffmpeg=ffmpeg)
     metrics = Path(args.metrics or p.golden_metrics)
     out_report = Path(args.report or p.golden_report)
     write_outputs(

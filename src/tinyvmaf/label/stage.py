@@ -1,10 +1,16 @@
-"""The label stage: ``features.parquet`` + manifest → ``labels.parquet``.
+"""The label stage, per student: ``features.parquet`` + manifest → ``labels/<teacher>.parquet``.
 
-Output contract (one row per frame; the gate and export read it):
+Output contract (one row per frame; the student's later stages read it):
 
 ============== ==============================================================
-(all columns)  every column of ``features.parquet``, unchanged
-``label``      soft label: the chosen teacher's per-frame score (float64)
+key, content,  as in ``features.parquet``
+frame
+features       the teacher's features under the spec's short names, in the
+               spec's order (``adm2 … motion2`` for v0.6.1; ``cambi,
+               speed_chroma_uv, adm3, motion3`` for v1.0.16), renamed from
+               libvmaf's keys (the other teachers' columns are left out)
+<teacher>      libvmaf's logged score of the teacher (e.g. ``vmaf_v0.6.1``)
+``label``      soft label: that per-frame score (float64)
 ``clip_label`` mean of the pair's frame labels (libvmaf pools: clip, then mean)
 ``mos``        the manifest's ``mos`` (1-5 ACR scale), NaN when unknown
 ``dmos``       the manifest's ``dmos`` (0-100-like), NaN when unknown
@@ -132,24 +138,36 @@ def subjective_table(manifest: str | Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=["key", "content", "mos", "dmos", "mos100"])
 
 
-def make_labels(features: pd.DataFrame, subjective: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """The labelled frame table (see the module docstring for the columns)."""
-    if cfg.teacher not in features.columns:
+def student_frames(features: pd.DataFrame, teacher: str) -> pd.DataFrame:
+    """``key, content, frame``, the teacher's features renamed to its spec's short names, its score column."""
+    from ..extract.plan import MissingFeatureKey, rename_to_spec
+    from ..teacher.spec import load_spec
+
+    if teacher not in features.columns:
         known = [c for c in features.columns if c.startswith("vmaf")]
-        raise LabelError(f"teacher {cfg.teacher!r} is not a column of the features (extracted teachers: {known})")
+        raise LabelError(f"teacher {teacher!r} is not a column of the features (extracted teachers: {known})")
+    try:
+        names = rename_to_spec(features.columns, load_spec(teacher))
+    except MissingFeatureKey as exc:
+        raise LabelError(str(exc)) from None
+    ids = [c for c in ("key", "content", "frame") if c in features.columns]
+    return features[[*ids, *names, teacher]].rename(columns=names)
+
+
+def make_labels(features: pd.DataFrame, subjective: pd.DataFrame, cfg: LabelConfig, *, teacher: str) -> pd.DataFrame:
+    """The labelled frame table of ``teacher``'s student (see the module docstring for the columns)."""
+    features = student_frames(features, teacher)
     clash = [c for c in LABEL_COLUMNS if c in features.columns]
     if clash:
         raise LabelError(f"features already have column(s) {clash} that the label stage writes")
     if features.empty:
         raise LabelError("no frames to label")
 
-    label = features[cfg.teacher].astype("float64")
+    label = features[teacher].astype("float64")
     bad = ~np.isfinite(label.to_numpy())
     if bad.any():
         keys = sorted(features.loc[bad, "key"].astype(str).unique())[:5]
-        raise LabelError(
-            f"teacher {cfg.teacher!r} has {int(bad.sum())} non-finite frame score(s), e.g. in pairs {keys}"
-        )
+        raise LabelError(f"teacher {teacher!r} has {int(bad.sum())} non-finite frame score(s), e.g. in pairs {keys}")
 
     feat_keys = set(features["key"].astype(str))
     subj = subjective.set_index("key")
@@ -186,17 +204,19 @@ def split_summary(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
     return out
 
 
-def run_label(features_path: str | Path, manifest: str | Path, out: str | Path, cfg: LabelConfig) -> pd.DataFrame:
+def run_label(
+    features_path: str | Path, manifest: str | Path, out: str | Path, cfg: LabelConfig, *, teacher: str
+) -> pd.DataFrame:
     """The stage: read, label, split, write ``out`` atomically; returns the table."""
     features = pd.read_parquet(features_path)
-    labels = make_labels(features, subjective_table(manifest), cfg)
+    labels = make_labels(features, subjective_table(manifest), cfg, teacher=teacher)
     with atomic_path(out) as tmp:
         labels.to_parquet(tmp, index=False)
     summary = split_summary(labels)
     log.info(
         "wrote %s: teacher %s, %s",
         out,
-        cfg.teacher,
+        teacher,
         ", ".join(f"{s} {v['contents']} contents/{v['pairs']} pairs/{v['frames']} frames" for s, v in summary.items()),
     )
     return labels

@@ -32,6 +32,17 @@ from .runtime import graph_scaler
 from .sidecar import ID_RE, KINDS, REGISTRY_FILE, REGISTRY_REQUIRED, read_registry, sha256_bytes
 
 
+def known_features(teacher: object) -> tuple[str, ...]:
+    """The names a sidecar may use: canonical-6, plus its teacher's libvmaf keys when tinyvmaf carries it."""
+    from ..teacher.svr import packaged_models
+
+    if isinstance(teacher, str) and teacher in packaged_models():
+        from ..teacher.spec import load_spec
+
+        return (*FEATURES, *load_spec(teacher).keys)
+    return FEATURES
+
+
 @dataclass
 class Finding:
     model: str
@@ -97,9 +108,10 @@ def check_model_file(onnx_path: Path, report: CheckReport, allowed_ops: tuple[st
     if features is None:
         report.add(mid, "features", "the sidecar names no feature order ('features')")
         features = list(FEATURES)
-    unknown = [f for f in features if f not in FEATURES]
+    known = known_features(side.get("teacher"))
+    unknown = [f for f in features if f not in known]
     if unknown or len(set(features)) != len(features):
-        report.add(mid, "features", f"feature order {features} has unknown or repeated names (known: {list(FEATURES)})")
+        report.add(mid, "features", f"feature order {features} has unknown or repeated names (known: {list(known)})")
     if "feature_order" in meta:
         try:
             graph_order = json.loads(meta["feature_order"])

@@ -2,7 +2,8 @@
 
 tinyvmaf model check model/tiny          # sidecar and registry against the ONNX files, by name
 tinyvmaf model release                   # copy the gated model into the package (then commit it)
-tinyvmaf model promote                   # MLflow Model Registry: new version; champion if better
+tinyvmaf model promote                   # MLflow Model Registry: new version per student; champion if better
+tinyvmaf model registry                  # the DVC registry stage: registry.json from the passing gates
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ..config.params import PARAMS_FILE
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
+    reg = sub.add_parser("registry", help="DVC registry stage: registry.json from every student's passing gate")
+    reg.add_argument("--params", default=PARAMS_FILE, help="composed params (default: params.yaml)")
     check = sub.add_parser("check", help="validate sidecars and registry.json against the ONNX files in DIR")
     check.add_argument("dir", type=Path)
     for name, text in (
@@ -24,20 +27,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--params", default=PARAMS_FILE, help="composed params (default: params.yaml)")
-        p.add_argument("--model", type=Path, help="override paths.onnx")
-        p.add_argument("--gate", type=Path, help="override paths.gate_metrics")
+        p.add_argument("--model", type=Path, help="override the student's ONNX file")
+        p.add_argument("--gate", type=Path, help="override the student's gate.json")
+        p.add_argument("--student", help="one configured student (default: promote every one; release the first)")
         if name == "release":
             p.add_argument("--to", type=Path, help="destination folder (default: the package's packaged/)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..export.exact import ALLOWED_OPS
     from ..export.graph import CHECKABLE_OPS, EMITTED_OPS
 
     if args.action == "check":
         from .check import check_dir
 
-        # Any tiny model, the fork's Gemm peers included; release (below) holds ours to the export's own ops.
-        report = check_dir(args.dir, CHECKABLE_OPS)
+        # Any tiny model, the fork's Gemm peers and our exact graphs included (every op on the fork's
+        # allow-list); release (below) holds ours to the export's own ops.
+        report = check_dir(args.dir, tuple(sorted({*CHECKABLE_OPS, *ALLOWED_OPS})))
         for f in report.findings:
             print(f, file=sys.stderr if f.severity == "error" else sys.stdout)
         status = "FAIL" if report.errors else "ok"
@@ -47,8 +53,23 @@ def run(args: argparse.Namespace) -> int:
     from ..config.params import load_params
 
     params = load_params(args.params)
-    onnx_path = Path(args.model or params.paths.onnx)
-    gate = Path(args.gate or params.paths.gate_metrics)
+    if args.action == "registry":
+        from .registry import write_registry
+
+        path, entries = write_registry(params)
+        print(f"registry: {len(entries)} model(s) -> {path}")
+        return 0
+    if args.action == "promote" and not args.student and not args.model:
+        from .promote import promote
+
+        for key in params.students:
+            sp = params.student(key).paths
+            p = promote(params, Path(sp.onnx), Path(sp.gate_metrics), key)
+            print(f"registered {p.name} version {p.version}: {p.reason}")
+        return 0
+    st = params.student(args.student)
+    onnx_path = Path(args.model or st.paths.onnx)
+    gate = Path(args.gate or st.paths.gate_metrics)
     if args.action == "release":
         from .release import release
 
@@ -58,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .promote import promote
 
-    p = promote(params, onnx_path, gate)
+    p = promote(params, onnx_path, gate, st.key)
     verdict = (
         f"-> @{params.mlflow.alias}"
         if p.champion

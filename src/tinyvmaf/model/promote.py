@@ -93,22 +93,31 @@ def beats(new: dict[str, float], old: dict[str, float]) -> tuple[bool, str]:
     return True, f"better on {', '.join(better)}, worse on none"
 
 
-def signature_and_example() -> tuple[Any, np.ndarray]:
+def signature_and_example(
+    n_features: int = len(FEATURES), example_rows: np.ndarray | None = None
+) -> tuple[Any, np.ndarray]:
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
     # The input tensor is unnamed on purpose: MLflow then feeds a DataFrame of the six feature columns
     # (canonical-6 order) as one [N, 6] array; a named spec would look for a column called "features".
     sig = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(FEATURES)))]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_features))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), OUTPUT_NAME)]),
     )
+    if example_rows is not None:
+        return sig, np.asarray(example_rows, np.float32)
     example = np.array([[0.95, 0.6, 0.85, 0.92, 0.95, 4.0], [0.75, 0.25, 0.5, 0.62, 0.71, 12.0]], dtype=np.float32)
     return sig, example
 
 
-def promote(params: Config, onnx_path: Path, gate_metrics: Path) -> Promotion:
-    """Register ``onnx_path`` (gated) as a new version; move the champion alias when it beats the champion."""
+#: Two typical frames of a v1.0.16 teacher (cambi, speed_chroma_uv, adm3, motion3), for MLflow's input example.
+V1016_EXAMPLE = np.array([[0.3, 3.8, 0.95, 3.2], [1.5, 0.0, 0.8, 9.0]], dtype=np.float32)
+
+
+def promote(params: Config, onnx_path: Path, gate_metrics: Path, student: str | None = None) -> Promotion:
+    """Register ``onnx_path`` (gated) as a new version of its student's registered model; move the champion
+    alias when it beats the champion.  One registered model per student (``students.<key>.registered_model``)."""
     import mlflow
     import onnx
     from mlflow import MlflowClient
@@ -118,16 +127,19 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path) -> Promotion:
     figures = gate_figures(gate_metrics, onnx_path)
     tracker = Tracker(params)
     client: MlflowClient = tracker.client
-    name, alias = params.mlflow.registered_model, params.mlflow.alias
+    st = params.student(student)
+    name, alias = st.config.registered_model, params.mlflow.alias
     sidecar = onnx_path.with_suffix(".json")
     tags = {
-        "data_version": data_version(params.paths.data_dvc),
+        "teacher": st.teacher,
+        "data_version": data_version(st.paths.data_dvc),
         "git_commit": git_commit(mark_dirty=True),
         "onnx_sha256": file_sha256(onnx_path),
         **{f"{TAG_PREFIX}{k}": repr(v) for k, v in figures.items()},
     }
     run_id = tracker.start_run("promote", tags={"model_id": onnx_path.stem, **tags})
-    sig, example = signature_and_example()
+    n = len(st.spec.order)
+    sig, example = signature_and_example(n, None if st.spec.order == FEATURES else V1016_EXAMPLE[:, :n])
     mlflow.set_tracking_uri(tracker.uri)
     try:
         with mlflow.start_run(run_id=run_id):
@@ -146,7 +158,7 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path) -> Promotion:
         raise
     tracker.end_run(run_id, only_running=True)
     if not client.get_registered_model(name).description:
-        client.update_registered_model(name, description=params.export.description)
+        client.update_registered_model(name, description=st.description)
     try:
         current = client.get_model_version_by_alias(name, alias)
     except Exception:  # noqa: BLE001 - MLflow raises a RestException when the alias is unset

@@ -149,14 +149,16 @@ class TinyModel:
     metadata: dict[str, str]
     sidecar: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
+    order: tuple[str, ...] = FEATURES  # the caller's row order
+    keys: tuple[str, ...] = ()  # the same features under libvmaf's keys (a sidecar may name them so)
 
     @property
     def columns(self) -> list[int]:
-        return [FEATURES.index(f) for f in self.features]
+        return [column_of(f, self.order, self.keys) for f in self.features]
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Scores ``[N]`` float32 for canonical-6 rows ``[N, 6]`` (reordered and scaled as the model needs)."""
-        x = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES))[:, self.columns]
+        """Scores ``[N]`` float32 for rows ``[N, len(order)]`` (reordered and scaled as the model needs)."""
+        x = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.order))[:, self.columns]
         if self.external_scaler is not None:
             mean, std = self.external_scaler
             x = (x - mean) / std
@@ -166,8 +168,32 @@ class TinyModel:
         return run_chunked(lambda c: self.session.run([self.output_name], {self.input_name: c})[0], x32)
 
 
-def load_tiny_model(path: str | Path, *, name: str | None = None) -> TinyModel:
-    """Open ``path`` (and its sidecar, if any) and check it can take the features this project extracts."""
+def column_of(feature: str, order: tuple[str, ...], keys: tuple[str, ...]) -> int:
+    """Where a model's input ``feature`` (a short name or a libvmaf key) sits in rows of ``order``."""
+    if feature in order:
+        return order.index(feature)
+    return keys.index(feature)
+
+
+def default_keys(order: tuple[str, ...]) -> tuple[str, ...]:
+    """libvmaf's keys of canonical-6 short names (``adm2`` → ``integer_adm2``); others have no default."""
+    return tuple(f"integer_{f}" for f in order) if order == FEATURES else ()
+
+
+def load_tiny_model(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    order: tuple[str, ...] = FEATURES,
+    keys: tuple[str, ...] | None = None,
+) -> TinyModel:
+    """Open ``path`` (and its sidecar, if any) and check it can take rows of ``order`` (libvmaf ``keys``).
+
+    The default is canonical-6 (every v0.6.1 model, the fork's peers
+    included); a v1.0.16 student's sidecar names full libvmaf keys, which
+    ``keys`` (the spec's, in the same order) maps to the row columns.
+    """
+    keys = default_keys(order) if keys is None else tuple(keys)
     import onnx
 
     path = Path(path)
@@ -182,9 +208,11 @@ def load_tiny_model(path: str | Path, *, name: str | None = None) -> TinyModel:
     sidecar = json.loads(side_path.read_text()) if side_path.is_file() else None
     metadata = {p.key: p.value for p in proto.metadata_props}
     features, source = _feature_order(sidecar, metadata, path)
-    unknown = [f for f in features if f not in FEATURES]
+    unknown = [f for f in features if f not in order and f not in keys]
     if unknown:
-        raise ModelContractError(f"{path}: model expects feature(s) {unknown}; the extractor produces {list(FEATURES)}")
+        raise ModelContractError(
+            f"{path}: model expects feature(s) {unknown}; the rows hold {list(order)} (libvmaf keys {list(keys)})"
+        )
     session = ort_session(data)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].shape[1] != len(features):
@@ -222,4 +250,6 @@ def load_tiny_model(path: str | Path, *, name: str | None = None) -> TinyModel:
         metadata=metadata,
         sidecar=sidecar,
         warnings=warnings,
+        order=tuple(order),
+        keys=keys,
     )

@@ -54,13 +54,25 @@ def make_sidecar(
     data_version: str,
     heldout: dict[str, Any],
     architecture: dict[str, Any],
-    training_box: dict[str, float],
+    training_box: dict[str, Any],
     license: str,
     description: str,
+    features: list[str] | None = None,
+    clip: tuple[float, float] = (0.0, 100.0),
+    exact: bool = False,
 ) -> dict[str, Any]:
-    """The sidecar of one of our exported students (see the module docstring for each key's reader)."""
+    """The sidecar of one of our exported models (see the module docstring for each key's reader).
+
+    ``features``: what the graph takes, in order: the canonical-6 short
+    names for the v0.6.1 family (the fork's convention, unchanged), libvmaf's
+    full per-frame keys for any other teacher (``tinyvmaf score`` computes
+    exactly those).  ``exact``: the teacher itself as a graph (the reference
+    row), not a student.
+    """
     if not ID_RE.match(model_id):
         raise ValueError(f"model id {model_id!r} must match {ID_RE.pattern}")
+    features = list(FEATURES) if features is None else list(features)
+    what = "the teacher itself (exact SVR graph)" if exact else "a distilled student"
     return {
         "id": model_id,
         "name": model_id,
@@ -71,19 +83,20 @@ def make_sidecar(
         "sha256": sha256_bytes(onnx_bytes),
         "quant_mode": "fp32",
         "input_name": INPUT_NAME,
-        "input_shape": [-1, len(FEATURES)],
+        "input_shape": [-1, len(features)],
         "output_name": OUTPUT_NAME,
         "output_shape": [-1],
-        "features": list(FEATURES),
+        "features": features,
         "onnx_has_scaler": True,
         "teacher": teacher,
+        **({"exact": True} if exact else {}),
         "data_version": data_version,
         "heldout": heldout,
         "architecture": architecture,
         "training_box": training_box,
         "license": license,
-        "notes": f"{description}. Raw libvmaf features in, per-frame VMAF in [0, 100] out (clip = mean of frames); "
-        "standardisation and clipping are inside the graph.",
+        "notes": f"{description}. Raw libvmaf features in, per-frame VMAF in [{clip[0]:g}, {clip[1]:g}] out "
+        f"(clip = mean of frames); {what}: normalisation, correction and clipping are inside the graph.",
     }
 
 

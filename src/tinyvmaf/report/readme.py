@@ -37,12 +37,28 @@ SET_TITLES = {
 }
 
 
-class Results:
-    """The committed files the blocks are rendered from (each read once, on first use)."""
+#: The files of a student inside its per-teacher folders (``config.schema.StudentPaths``).
+_STUDENT_FILES = {
+    "eval_metrics": ("metrics_dir", "eval.json"),
+    "train_metrics": ("metrics_dir", "train.json"),
+    "sample_metrics": ("metrics_dir", "sample.json"),
+    "gate_metrics": ("metrics_dir", "gate.json"),
+    "loco_metrics": ("metrics_dir", "loco.json"),
+    "model_card": ("reports_dir", "model_card.md"),
+}
 
-    def __init__(self, root: Path) -> None:
+
+class Results:
+    """The committed files of one student the blocks are rendered from (each read once, on first use)."""
+
+    def __init__(self, root: Path, student: str | None = None, cache: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {} if cache is None else cache
+        self.student = student or next(iter(self.params["students"]))
+
+    def of(self, student: str) -> Results:
+        """Another student's results, sharing the file cache."""
+        return Results(self.root, student, self._cache)
 
     def load(self, rel: str) -> Any:
         if rel not in self._cache:
@@ -60,7 +76,14 @@ class Results:
     def params(self) -> dict[str, Any]:
         return self.load("params.yaml")
 
+    @property
+    def teacher_name(self) -> str:
+        return self.params["students"][self.student]["teacher"]
+
     def path(self, key: str) -> str:
+        if key in _STUDENT_FILES:
+            folder, name = _STUDENT_FILES[key]
+            return f"{self.params['paths'][folder]}/{self.teacher_name}/{name}"
         return self.params["paths"][key]
 
     @property
@@ -73,18 +96,23 @@ class Results:
 
     @property
     def model_id(self) -> str:
-        return self.params["export"]["id"]
+        return self.params["students"][self.student]["id"]
+
+    @property
+    def exact_id(self) -> str:
+        return self.params["students"][self.student]["exact"]
 
     @property
     def peers(self) -> list[str]:
         return [p for p in self.params["evaluate"]["peers"] if p in self.evaluation]
 
     def ordered_models(self) -> list[str]:
-        """The shipped model, then the sweep's archs, then the peers (the README's order)."""
-        ev = self.evaluation
+        """The shipped model, the exact teacher graph, the sweep's archs, then the peers (the README's order)."""
+        ev = {k: v for k, v in self.evaluation.items() if k != "subjective"}
         sweep = sorted(m for m in ev if m.startswith("sweep/"))
-        rest = [m for m in ev if m != self.model_id and m not in sweep and m not in self.peers]
-        return [self.model_id, *sweep, *sorted(rest), *self.peers]
+        first = [self.model_id, *([self.exact_id] if self.exact_id in ev else [])]
+        rest = [m for m in ev if m not in first and m not in sweep and m not in self.peers]
+        return [*first, *sweep, *sorted(rest), *self.peers]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -113,7 +141,7 @@ def headline(r: Results) -> str:
         "score of Netflix's golden pairs. The libvmaf fork's largest published tiny\n"
         f"model, `{peer}`, misses by {pd_['rmse']:.2f} / {pd_['max_abs']:.1f},\n"
         f"{pt['rmse']:.2f} / {pt['max_abs']:.2f} and {pg['pooled_abs_max']:.2f} on the same rows\n"
-        "([Fidelity](#fidelity-beyond-the-corpus); `metrics/eval.json`)."
+        f"([Fidelity](#fidelity-beyond-the-corpus); `{r.path('eval_metrics')}`)."
     )
 
 
@@ -121,7 +149,8 @@ def teacher(r: Results) -> str:
     check = r.load(r.path("sample_metrics"))["teacher_check"]
     return (
         f"The sample stage's check on the demo corpus: max deviation {check['max_abs_dev']:.1e} from\n"
-        f"libvmaf's logged score over its {check['frames']:,} frames (`metrics/sample.json`)."
+        f"libvmaf's logged score over its {check['frames']:,} frames, at most {check['max_rounding_ratio']:.3f} of\n"
+        f"what six-decimal logging of the features allows (`{r.path('sample_metrics')}`)."
     )
 
 
@@ -135,7 +164,7 @@ def train(r: Results) -> str:
              f"{a['val_dense_rmse']:.4f}", f"{a['val_plcc']:.6f}", f"{a['val_srocc']:.6f}"]
         )  # fmt: skip
     head = ["arch", "params", "val RMSE (frames + dense)", "val frames RMSE", "val dense RMSE", "val PLCC", "val SROCC"]
-    return "\n".join([*_table(head, rows), "", "(`metrics/train.json`.)"])
+    return "\n".join([*_table(head, rows), "", f"(`{r.path('train_metrics')}`.)"])
 
 
 def fidelity(r: Results) -> str:
@@ -151,7 +180,23 @@ def fidelity(r: Results) -> str:
     if pooled:
         rows = [[k, f"{v['student']:.4f}", f"{v['teacher']:.4f}", f"{v['diff']:+.4f}"] for k, v in pooled.items()]
         lines += ["Pooled per golden pair (this model):", "", *_table(["pair", "student", "teacher", "diff"], rows), ""]
-    lines.append("(`metrics/eval.json`, also in `reports/model_card.md`.)")
+    sub = ev.get("subjective") or {}
+    if "predictors" in sub:
+        rows = [
+            [name, f"{f['plcc']:.4f}", f"{f['srocc']:.4f}", f"{f['rmse']:.2f}"]
+            for name, f in sub["predictors"].items()
+            if "plcc" in f
+        ]
+        lines += [
+            f"Against the corpus' subjective scores ({sub['scale']}, {sub['n_clips']} test clips, clip = mean of "
+            "frames):",
+            "",
+            *_table(["predictor", "PLCC", "SROCC", "RMSE"], rows),
+            "",
+        ]
+    elif sub.get("skipped"):
+        lines += [f"Subjective scores: not measured ({sub['skipped']}).", ""]
+    lines.append(f"(`{r.path('eval_metrics')}`, also in `{r.path('model_card')}`.)")
     return "\n".join(lines)
 
 
@@ -166,9 +211,10 @@ def loco(r: Results) -> str:
         *_table(["held-out content", "frames", "RMSE", "max \\|error\\|", "p99", "within ±0.5"], rows),
         "",
         f"Worst fold ({doc['arch']}): RMSE {w['rmse']:.4f}, max {w['max_abs']:.3f} "
-        "(targets: ≤ 0.1 and ≤ 0.5 for every content; `metrics/loco.json`).",
+        f"(targets: ≤ 0.1 and ≤ 0.5 for every content; `{r.path('loco_metrics')}`).",
     ]
-    small = r.optional("metrics/loco_mlp_32x2.json")
+    small_path = r.path("loco_metrics").replace("loco.json", "loco_mlp_32x2.json")
+    small = r.optional(small_path)
     if small:
         arch = r.train["archs"].get(small["arch"], {})
         size = f" ({arch['n_params']:,} parameters)" if "n_params" in arch else ""
@@ -178,18 +224,70 @@ def loco(r: Results) -> str:
         )
         lines += [
             f"The smallest sweep arch, {small['arch']}{size}, measured the same way: worst fold RMSE",
-            f"{sw['rmse']:.4f}, max {sw['max_abs']:.3f}, on {' and '.join(f'`{c}`' for c in where)}"
-            " (`metrics/loco_mlp_32x2.json`).",
+            f"{sw['rmse']:.4f}, max {sw['max_abs']:.3f}, on {' and '.join(f'`{c}`' for c in where)} (`{small_path}`).",
         ]
     return "\n".join(lines)
 
 
+def teachers(r: Results) -> str:
+    """Every configured student: teacher, features, file, its figures and the exact graph's."""
+    rows = []
+    for key, st in r.params["students"].items():
+        s = r.of(key)
+        ev = s.evaluation
+        ours, exact = ev[s.model_id], ev.get(s.exact_id, {})
+        gate = s.load(s.path("gate_metrics"))
+        loco_doc = s.optional(s.path("loco_metrics"))
+        loco_txt = f"{loco_doc['worst']['rmse']:.4f} / {loco_doc['worst']['max_abs']:.3f}" if loco_doc else "—"
+        feats = s.load(s.path("sample_metrics")).get("box") or {}
+        names = [k for k in feats if k != "zero_share"] or ["adm2", "vif_scale0..3", "motion2"]
+        rows.append(
+            [
+                f"`{st['teacher']}`",
+                ", ".join(f"`{n}`" for n in names),
+                f"`{st['id']}.onnx` ({ours['n_params']:,} params)",
+                f"{ours['dense']['rmse']:.4f} / {ours['dense']['max_abs']:.3f}",
+                f"{ours['test']['rmse']:.4f} / {ours['test']['max_abs']:.3f}",
+                f"{ours['golden']['pooled_abs_max']:.4f}",
+                loco_txt,
+                f"`{st['exact']}.onnx` ({exact.get('n_params', 0):,}): {exact.get('dense', {}).get('rmse', 0):.5f}",
+                "pass" if gate.get("pass") else "**FAIL**",
+            ]
+        )
+    head = [
+        "teacher",
+        "features",
+        "student file",
+        "dense RMSE / max",
+        "test RMSE / max",
+        "golden pooled",
+        "LOCO worst RMSE / max",
+        "exact graph: dense RMSE",
+        "gate",
+    ]
+    return "\n".join([*_table(head, rows), "", "(`metrics/<teacher>/{eval,gate,sample,loco}.json`.)"])
+
+
+def of_student(key: str, block: Callable[[Results], str]) -> Callable[[Results], str]:
+    """A block of another student than the first (a note where the project does not configure it)."""
+
+    def render(r: Results) -> str:
+        if key not in r.params["students"]:
+            return f"(No student `{key}` is configured in this project.)"
+        return block(r.of(key))
+
+    return render
+
+
 BLOCKS: dict[str, tuple[Callable[[Results], str], str]] = {
-    "headline": (headline, "metrics/eval.json, metrics/train.json"),
-    "teacher": (teacher, "metrics/sample.json"),
-    "train": (train, "metrics/train.json"),
-    "fidelity": (fidelity, "metrics/eval.json"),
-    "loco": (loco, "metrics/loco.json, metrics/loco_mlp_32x2.json"),
+    "headline": (headline, "metrics/vmaf_v0.6.1/eval.json, metrics/vmaf_v0.6.1/train.json"),
+    "teacher": (teacher, "metrics/vmaf_v0.6.1/sample.json"),
+    "train": (train, "metrics/vmaf_v0.6.1/train.json"),
+    "fidelity": (fidelity, "metrics/vmaf_v0.6.1/eval.json"),
+    "loco": (loco, "metrics/vmaf_v0.6.1/loco.json, metrics/vmaf_v0.6.1/loco_mlp_32x2.json"),
+    "teachers": (teachers, "metrics/<teacher>/*.json"),
+    "fidelity_v1016": (of_student("v1016_3d0h", fidelity), "metrics/vmaf_v1.0.16_3d0h/eval.json"),
+    "teacher_v1016": (of_student("v1016_3d0h", teacher), "metrics/vmaf_v1.0.16_3d0h/sample.json"),
 }
 
 

@@ -1,4 +1,8 @@
-"""``tinyvmaf score REF DIST [--model X.onnx ...]``: tiny models' VMAF next to the teacher's."""
+"""``tinyvmaf score REF DIST [--model X.onnx ...] [--teacher T]``: tiny models' VMAF next to the teacher's.
+
+The features extracted are the ones each model's sidecar names (its teacher's); ``--teacher`` (default:
+the first model's) is the libvmaf score printed beside them.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +25,26 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..contract import TEACHER
-    from .scorer import format_table, score
+    from ..teacher.spec import UnsafeFilterPath
+    from .scorer import ScoreError, format_table, score
 
-    result = score(
-        args.ref,
-        args.dist,
-        args.model,
-        width=args.width,
-        height=args.height,
-        pix_fmt=args.pix_fmt,
-        teacher=(args.teacher or [TEACHER])[0],
-        frame_policy=args.frame_policy,
-    )
+    if args.teacher and len(args.teacher) > 1:
+        print("tinyvmaf score: --teacher takes one teacher here", file=sys.stderr)
+        return 2
+    try:
+        result = score(
+            args.ref,
+            args.dist,
+            args.model,
+            width=args.width,
+            height=args.height,
+            pix_fmt=args.pix_fmt,
+            teacher=(args.teacher or [None])[0],
+            frame_policy=args.frame_policy,
+        )
+    except (ScoreError, UnsafeFilterPath) as exc:
+        print(f"tinyvmaf score: {exc}", file=sys.stderr)
+        return 2
     for w in result["warnings"]:
         print(f"tinyvmaf score: warning: {w}", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -8,6 +8,13 @@ distilled from.  Any model with the tiny-model contract works — ours, the
 packaged default, the libvmaf fork's peers (:mod:`tinyvmaf.model.runtime`
 reads their sidecars for feature order and scaling).
 
+The model decides what is extracted: its sidecar names its teacher and
+its input features (canonical-6 short names for the v0.6.1 family, full
+libvmaf keys for any other teacher), and the one libvmaf pass loads each
+teacher the models need (plus ``teacher``, printed beside them).  A
+sidecar feature that libvmaf did not log is an error naming the key and the
+model; an unknown teacher an error naming it.
+
 A frame whose features leave the box a student was trained over (its
 sidecar's ``training_box``) is extrapolation: the result says so in
 ``warnings`` and the CLI prints them.
@@ -28,9 +35,32 @@ from ..model.runtime import TinyModel, load_tiny_model
 _QUALITY = FEATURES[:-1]
 
 
+class ScoreError(ValueError):
+    """A model cannot be scored on this pair (unknown teacher, a feature libvmaf did not log); names both."""
+
+
+def model_teacher(path: str | Path) -> str:
+    """The teacher a model's sidecar names (``vmaf_v0.6.1`` without a sidecar or field: the fork's peers)."""
+    import json
+
+    from ..model.runtime import sidecar_path
+
+    side = sidecar_path(Path(path))
+    if side.is_file():
+        teacher = json.loads(side.read_text()).get("teacher")
+        if isinstance(teacher, str) and teacher:
+            return teacher
+    return TEACHER
+
+
+def libvmaf_key(feature: str) -> str:
+    """A sidecar's feature name as libvmaf logs it: v0.6.1's short names get ``integer_``, keys stay."""
+    return f"integer_{feature}" if feature in FEATURES else feature
+
+
 def outside_box(x: np.ndarray, box: dict[str, float] | None) -> list[str]:
     """Human-readable reasons why rows of ``x`` leave ``box`` (``quality_max``, ``motion2_max``); [] when inside."""
-    if not box:
+    if not box or "quality_max" not in box or x.shape[1] != len(FEATURES):
         return []
     out = []
     for j, name in enumerate(FEATURES):
@@ -54,7 +84,7 @@ def score(
     dist_width: int | None = None,
     dist_height: int | None = None,
     dist_pix_fmt: str | None = None,
-    teacher: str = TEACHER,
+    teacher: str | None = None,
     frame_policy: str = "error",
     cache_dir: str | Path | None = None,
     ffmpeg: str | None = None,
@@ -64,11 +94,12 @@ def score(
     ``models``: ONNX paths (default: the packaged model).  Raw YUV needs
     ``width``/``height``/``pix_fmt`` (the distorted clip's own geometry via
     ``dist_*`` when it differs).  Returns a JSON-ready dict: ``models`` (names
-    in column order), ``frames`` (frame, teacher, ``scores`` per model, the six
-    features), ``pooled`` (the mean over frames, the way VMAF pools: teacher,
-    ``scores`` and ``diff`` per model) and ``warnings``.
+    in column order), ``frames`` (frame, teacher, ``scores`` per model, the
+    features libvmaf logged), ``pooled`` (the mean over frames, the way VMAF
+    pools: teacher, ``scores`` and ``diff`` per model) and ``warnings``.
+    ``teacher`` (default: the first model's) is printed beside the models.
     """
-    from ..config.schema import ExtractConfig
+    from ..config.schema import ConfigError, ExtractConfig, check_teacher
     from ..extract.pair import make_pair, pair_features
     from ..packaged import default_model_path
 
@@ -81,8 +112,18 @@ def score(
     for m in models:
         if not Path(m).is_file():
             raise FileNotFoundError(f"{m}: no ONNX model (train and export one, or pass --model)")
+    needs = [model_teacher(m) for m in models]
+    teacher = teacher or needs[0]
+    for t, where in [
+        (teacher, "--teacher"),
+        *((t, f"model {m}'s sidecar") for t, m in zip(needs, models, strict=True)),
+    ]:
+        try:
+            check_teacher(where, t)
+        except ConfigError as exc:
+            raise ScoreError(str(exc)) from None
     pool = ThreadPoolExecutor(max_workers=1)
-    loading = pool.submit(lambda: [load_tiny_model(m) for m in models])
+    loading = pool.submit(lambda: [load_model_for(m, t) for m, t in zip(models, needs, strict=True)])
     pair = make_pair(
         ref,
         dist,
@@ -94,7 +135,7 @@ def score(
         dist_pix_fmt=dist_pix_fmt,
     )
     cfg = ExtractConfig(
-        teachers=[teacher],
+        teachers=list(dict.fromkeys([teacher, *needs])),
         frame_policy=frame_policy,
         workers=1,
         ffmpeg=ffmpeg,
@@ -106,12 +147,21 @@ def score(
     finally:
         pool.shutdown(wait=True)
     names = unique_names([m.name for m in loaded])
-    x = np.array([[f[k] for k in FEATURES] for f in feats["frames"]], dtype=np.float64)
-    preds = {n: m.predict(x).astype(np.float64) for n, m in zip(names, loaded, strict=True)}
-    warnings = [f"{m.path}: {w}" for m in loaded for w in m.warnings]
+    logged = feats["frames"][0].keys() if feats["frames"] else set()
+    preds, warnings = {}, [f"{m.path}: {w}" for m in loaded for w in m.warnings]
     for n, m in zip(names, loaded, strict=True):
+        keys = list(m.keys)  # the teacher's libvmaf keys, in its spec order (the rows' columns)
+        missing = [k for k in (libvmaf_key(f) for f in m.features) if k not in logged]
+        if missing:
+            raise ScoreError(
+                f"model {m.path}: its sidecar names feature key(s) {missing}, which libvmaf did not log "
+                f"(logged: {sorted(k for k in logged if k != 'frame')})"
+            )
+        x = np.array([[f[k] for k in keys] for f in feats["frames"]], dtype=np.float64)
+        preds[n] = m.predict(x).astype(np.float64)
         box = (m.sidecar or {}).get("training_box")
         warnings += [f"{n} was not trained there: {r}" for r in outside_box(x, box)]
+    features = [k for k in logged if k != "frame" and k not in cfg.teachers]
     frames = []
     for i, f in enumerate(feats["frames"]):
         frames.append(
@@ -119,7 +169,7 @@ def score(
                 "frame": f["frame"],
                 "teacher": float(f[teacher]),
                 "scores": {n: float(p[i]) for n, p in preds.items()},
-                **{k: f[k] for k in FEATURES},
+                **{k: f[k] for k in features},
             }
         )
     pooled_teacher = float(feats["pooled"][teacher])
@@ -138,6 +188,20 @@ def score(
         },
         "warnings": warnings,
     }
+
+
+def load_model_for(path: str | Path, teacher: str) -> TinyModel:
+    """A model whose rows are its teacher's features in the spec's order; its sidecar names which it takes."""
+    from ..model.runtime import ModelContractError
+    from ..teacher.spec import load_spec
+
+    spec = load_spec(teacher)
+    try:
+        return load_tiny_model(path, order=spec.order, keys=spec.keys)
+    except ModelContractError as exc:
+        raise ScoreError(
+            f"{exc}: libvmaf logs no such key for its teacher {teacher} (it logs {list(spec.keys)})"
+        ) from None
 
 
 def unique_names(names: list[str]) -> list[str]:

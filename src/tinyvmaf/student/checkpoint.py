@@ -1,7 +1,8 @@
 """The checkpoint contract: what ``models/best.ckpt`` holds and how any stage rebuilds the student from it.
 
 A Lightning checkpoint whose ``hyper_parameters`` carry ``width``, ``depth``,
-``activation`` and ``dropout`` at the top level (and the rest of the
+``activation``, ``dropout`` and ``teacher`` (which fixes the input and the
+clip; ``vmaf_v0.6.1`` when absent) at the top level (and the rest of the
 training config), and whose ``state_dict`` keys are :class:`StudentMLP`'s,
 prefixed ``student.``.  Export, the gate and the evaluation read it through
 :func:`load_student`; tests write one with :func:`save_student`.
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from ..common.atomic import atomic_path
+from ..contract import TEACHER
 from .network import StudentMLP
 
 PREFIX = "student."
@@ -29,7 +31,11 @@ def load_student(ckpt_path: str | Path) -> tuple[StudentMLP, dict[str, Any]]:
     if missing:
         raise KeyError(f"{ckpt_path}: checkpoint hyper_parameters lack {missing}")
     student = StudentMLP(
-        int(hp["width"]), int(hp["depth"]), activation=str(hp["activation"]), dropout=float(hp["dropout"])
+        int(hp["width"]),
+        int(hp["depth"]),
+        activation=str(hp["activation"]),
+        dropout=float(hp["dropout"]),
+        teacher=str(hp.get("teacher") or TEACHER),
     )
     state = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
     student.load_state_dict(state)
@@ -44,6 +50,7 @@ def save_student(student: StudentMLP, path: str | Path, **hyper_parameters: Any)
         "depth": student.depth,
         "activation": student.activation,
         "dropout": student.dropout,
+        "teacher": student.teacher,
         **hyper_parameters,
     }
     state = {f"{PREFIX}{k}": v.clone() for k, v in student.state_dict().items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config.params import CONF_DIR, PARAMS_FILE, load_params
+from ..config.params import CONF_DIR, PARAMS_FILE, add_student_argument, load_params
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -18,13 +18,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="override paths.train_metrics")
     parser.add_argument("--plots", help="override paths.train_plots (a folder of per-arch per-epoch CSVs)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
+    add_student_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from .stage import run_train
 
     params = load_params(args.params)
-    p = params.paths
+    st = params.student(args.student)
+    p = st.paths
     out = Path(args.out or p.ckpt)
     sweep = run_train(
         params,
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         plots=Path(args.plots or p.train_plots),
         conf_dir=args.conf_dir,
         track=not args.no_mlflow,
+        student=st.key,
     )
     lines = [
         f"  {r.arch:<10} val RMSE {r.val['val_rmse']:.4f} (frames {r.val['val_frames_rmse']:.4f}) "
@@ -43,5 +46,9 @@ def run(args: argparse.Namespace) -> int:
         f"(best epoch {r.best_epoch}/{r.epochs}, {r.seconds:.1f}s)"
         for r in sweep.results
     ]
-    print("train:\n" + "\n".join(lines) + f"\n  winner {sweep.winner.arch} -> {out} ({sweep.seconds:.1f}s)")
+    print(
+        f"train {st.key} ({st.teacher}):\n"
+        + "\n".join(lines)
+        + f"\n  winner {sweep.winner.arch} -> {out} ({sweep.seconds:.1f}s)"
+    )
     return 0

@@ -55,20 +55,26 @@ class SplitTensors:
         return int(self.x.shape[0])
 
 
-def split_tensors(labels: pd.DataFrame, split: str, samples: pd.DataFrame | None = None, weight: float = 1.0):
-    """The rows of ``split``: real frames first, then the sampled vectors of that split (weight ``weight``)."""
+def split_tensors(
+    labels: pd.DataFrame,
+    split: str,
+    samples: pd.DataFrame | None = None,
+    weight: float = 1.0,
+    order: tuple[str, ...] = FEATURES,
+):
+    """The rows of ``split`` (columns ``order``): real frames first, then its sampled vectors (weight ``weight``)."""
     part = labels[labels["split"] == split]
     extra = samples[samples["split"] == split] if samples is not None else None
     if part.empty and (extra is None or extra.empty):
         raise ValueError(f"no {split!r} rows in the labels (or samples)")
     codes, uniques = pd.factorize(part["key"], sort=False)
     mos = part.groupby("key", sort=False)["mos100"].first().reindex(uniques).to_numpy(np.float64)
-    x = [part[list(FEATURES)].to_numpy(np.float32)]
+    x = [part[list(order)].to_numpy(np.float32)]
     y = [part["label"].to_numpy(np.float32)]
     w = [np.ones(len(part), np.float32)]
     g = [codes.astype(np.int64)]
     if extra is not None and not extra.empty:
-        x.append(extra[list(FEATURES)].to_numpy(np.float32))
+        x.append(extra[list(order)].to_numpy(np.float32))
         y.append(extra["label"].to_numpy(np.float32))
         w.append(np.full(len(extra), weight, np.float32))
         g.append(np.full(len(extra), -1, np.int64))
@@ -167,6 +173,7 @@ class FrameDataModule(pl.LightningDataModule):
         labels: str | Path | pd.DataFrame,
         *,
         samples: str | Path | pd.DataFrame | None,
+        order: tuple[str, ...] = FEATURES,
         batch_size: int,
         augment: AugmentConfig,
         sample_weight: float,
@@ -176,11 +183,12 @@ class FrameDataModule(pl.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
         self.labels_source, self.samples_source = labels, samples
+        self.order = tuple(order)
         self.batch_size = int(batch_size)
         self.augment, self.sample_weight, self.seed = augment, float(sample_weight), int(seed)
         self.splits: dict[str, SplitTensors] = {}
-        self.mean = torch.zeros(len(FEATURES))
-        self.std = torch.ones(len(FEATURES))
+        self.mean = torch.zeros(len(self.order))
+        self.std = torch.ones(len(self.order))
         self._train_batches: TrainBatches | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -190,17 +198,17 @@ class FrameDataModule(pl.LightningDataModule):
         labels = read_table(self.labels_source)
         samples = read_table(self.samples_source)
         assert labels is not None
-        missing = [c for c in (*FEATURES, "label", "key", "split", "mos100") if c not in labels.columns]
+        missing = [c for c in (*self.order, "label", "key", "split", "mos100") if c not in labels.columns]
         if missing:
             raise ValueError(f"labels lack column(s) {missing} (run the label stage)")
         if samples is not None:
-            missing = [c for c in (*FEATURES, "label", "split") if c not in samples.columns]
+            missing = [c for c in (*self.order, "label", "split") if c not in samples.columns]
             if missing:
                 raise ValueError(f"samples lack column(s) {missing} (run the sample stage)")
         for split in ("train", "val"):
-            self.splits[split] = split_tensors(labels, split, samples, self.sample_weight)
+            self.splits[split] = split_tensors(labels, split, samples, self.sample_weight, self.order)
         if (labels["split"] == "test").any():
-            self.splits["test"] = split_tensors(labels, "test")
+            self.splits["test"] = split_tensors(labels, "test", order=self.order)
         x = self.splits["train"].x.double()
         self.mean = x.mean(0).float()
         self.std = x.std(0, unbiased=False).float()

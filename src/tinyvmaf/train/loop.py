@@ -43,6 +43,7 @@ import torch
 from ..common.atomic import atomic_path
 from ..common.metrics import pearson
 from ..config.schema import ArchConfig, Config
+from ..contract import TEACHER
 from ..student.network import StudentMLP
 from .module import METRICS, MONITOR, LitStudent
 
@@ -113,7 +114,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def build_model(cfg: Config) -> LitStudent:
+def build_model(cfg: Config, teacher: str = TEACHER) -> LitStudent:
     """The LightningModule for ``cfg.arch`` / ``cfg.train`` (hyper-parameters land in the checkpoint)."""
     from ..config.params import as_dict
 
@@ -133,14 +134,22 @@ def build_model(cfg: Config) -> LitStudent:
         mos_lambda=train.mos_lambda,
         seed=cfg.seed,
         train=as_dict(train),
+        teacher=teacher,
     )
 
 
-def build_datamodule(cfg: Config, labels: str | Path | pd.DataFrame, samples: str | Path | pd.DataFrame | None):
+def build_datamodule(
+    cfg: Config,
+    labels: str | Path | pd.DataFrame,
+    samples: str | Path | pd.DataFrame | None,
+    teacher: str = TEACHER,
+):
+    from ..student.network import interface_of
     from .data import FrameDataModule
 
     return FrameDataModule(
         labels,
+        order=interface_of(teacher).order,
         samples=samples,
         batch_size=cfg.train.batch_size,
         augment=cfg.train.augment,
@@ -194,6 +203,7 @@ def fit_one(
     workdir: str | Path,
     callbacks: Sequence[Any] = (),
     progress: bool | None = None,
+    teacher: str = TEACHER,
 ) -> ArchResult:
     """Train ``cfg.arch`` on the train rows, checkpoint the lowest-val-RMSE epoch into ``workdir``.
 
@@ -216,10 +226,12 @@ def fit_one(
     t0 = time.perf_counter()
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        dm = build_datamodule(cfg, labels, samples)
+        dm = build_datamodule(cfg, labels, samples, teacher)
         dm.setup("fit")
-        model = build_model(cfg)
-        model.student.set_normalisation(dm.mean, dm.std)
+        model = build_model(cfg, teacher)
+        # Statistics of what the network sees: the corrected features (identity without a chroma correction).
+        xc = model.student.correct(dm.splits["train"].x).double()
+        model.student.set_normalisation(xc.mean(0).float(), xc.std(0, unbiased=False).float())
         model.val_frames = dm.splits["val"].n_frames
         y = dm.splits["train"].y.double()
         model.init_output(float(y.mean()), float(y.std()))
@@ -332,11 +344,23 @@ class EpochProgress:
 
 
 def _fit_job(
-    cfg: Config, labels: str | Path | pd.DataFrame, samples: str | Path | pd.DataFrame | None, workdir: Path
+    cfg: Config,
+    labels: str | Path | pd.DataFrame,
+    samples: str | Path | pd.DataFrame | None,
+    workdir: Path,
+    teacher: str = TEACHER,
 ) -> ArchResult:
     """One arch in a worker process (module-level, so a spawned process can import it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return fit_one(cfg, labels, samples, workdir=workdir, callbacks=[EpochProgress(cfg.arch.name)], progress=False)
+    return fit_one(
+        cfg,
+        labels,
+        samples,
+        workdir=workdir,
+        callbacks=[EpochProgress(cfg.arch.name)],
+        progress=False,
+        teacher=teacher,
+    )
 
 
 def fit_archs(
@@ -349,6 +373,7 @@ def fit_archs(
     jobs: int,
     progress: bool | None = None,
     on_result: Any = None,
+    teacher: str = TEACHER,
 ) -> list[ArchResult]:
     """Train every arch, ``jobs`` at a time (each in its own process when ``jobs > 1``); results in sweep order.
 
@@ -361,7 +386,15 @@ def fit_archs(
     if jobs <= 1 or len(archs) <= 1:
         out = []
         for c, d in zip(cfgs, dirs, strict=True):
-            res = fit_one(c, labels, samples, workdir=d, callbacks=[EpochProgress(c.arch.name)], progress=progress)
+            res = fit_one(
+                c,
+                labels,
+                samples,
+                workdir=d,
+                callbacks=[EpochProgress(c.arch.name)],
+                progress=progress,
+                teacher=teacher,
+            )
             if on_result is not None:
                 on_result(res)
             out.append(res)
@@ -374,7 +407,7 @@ def fit_archs(
     # not the 64x3 started after the others (127 s → ~110 s for the default sweep on two cores).
     order = sorted(range(len(archs)), key=lambda i: -(archs[i].width ** 2) * archs[i].depth)
     with ProcessPoolExecutor(max_workers=min(jobs, len(archs)), mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_fit_job, cfgs[i], labels, samples, dirs[i]): i for i in order}
+        futures = {pool.submit(_fit_job, cfgs[i], labels, samples, dirs[i], teacher): i for i in order}
         for fut in as_completed(futures):
             res = fut.result()
             done[futures[fut]] = res
@@ -395,6 +428,7 @@ def run_sweep(
     create_parent: bool = True,
     track: bool = True,
     progress: bool | None = None,
+    teacher: str = TEACHER,
 ) -> SweepResult:
     """Train every arch of ``archs`` and pick the winner (:func:`choose_winner`).
 
@@ -415,11 +449,13 @@ def run_sweep(
 
         tracker = Tracker(cfg)
         if parent_run_id is None and create_parent:
-            own_parent = tracker.start_run("sweep", cfg, tags={"archs": ",".join(a.name for a in archs)})
+            own_parent = tracker.start_run(
+                f"sweep {teacher}", cfg, tags={"archs": ",".join(a.name for a in archs), "teacher": teacher}
+            )
             parent_run_id = own_parent
         for a in archs:
             run_ids[a.name] = tracker.start_run(
-                a.name, with_arch(cfg, a), parent_run_id=parent_run_id, tags={"arch": a.name}
+                a.name, with_arch(cfg, a), parent_run_id=parent_run_id, tags={"arch": a.name, "teacher": teacher}
             )
 
     def record(res: ArchResult) -> None:
@@ -440,7 +476,15 @@ def run_sweep(
     t0 = time.perf_counter()
     try:
         results = fit_archs(
-            cfg, archs, labels, samples, workdir=workdir, jobs=jobs, progress=progress, on_result=record
+            cfg,
+            archs,
+            labels,
+            samples,
+            workdir=workdir,
+            jobs=jobs,
+            progress=progress,
+            on_result=record,
+            teacher=teacher,
         )
     except BaseException:
         if tracker is not None:

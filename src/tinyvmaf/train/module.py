@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.metrics import pearson, rounded, spearman
-from ..contract import VMAF_MAX, VMAF_MIN
+from ..contract import TEACHER, VMAF_MAX, VMAF_MIN
 from ..student.network import StudentMLP
 
 METRICS = (
@@ -49,12 +49,14 @@ METRICS = (
 MONITOR = "val_rmse"
 
 
-def residual(pred: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
-    """``pred − target``; under ``censored`` one-sided where the teacher sits at a clip bound."""
+def residual(
+    pred: torch.Tensor, target: torch.Tensor, loss: str, clip: tuple[float, float] = (VMAF_MIN, VMAF_MAX)
+) -> torch.Tensor:
+    """``pred − target``; under ``censored`` one-sided where the teacher sits at a clip bound (its file's)."""
     r = pred - target
     if loss == "censored":
-        r = torch.where(target >= VMAF_MAX, torch.clamp(r, max=0.0), r)
-        r = torch.where(target <= VMAF_MIN, torch.clamp(r, min=0.0), r)
+        r = torch.where(target >= clip[1], torch.clamp(r, max=0.0), r)
+        r = torch.where(target <= clip[0], torch.clamp(r, min=0.0), r)
     return r
 
 
@@ -83,6 +85,7 @@ class LitStudent(pl.LightningModule):
         mos_lambda: float,
         seed: int,
         train: dict[str, Any],
+        teacher: str = TEACHER,
     ) -> None:
         super().__init__()
         # width/depth/activation/dropout at the top level: the checkpoint contract load_student() reads.
@@ -90,7 +93,9 @@ class LitStudent(pl.LightningModule):
         # Manual optimisation: one zero_grad/backward/step/scheduler-step per batch, without the closure and
         # hook machinery of automatic optimisation, which costs more than a 6→64→64→64→1 step itself.
         self.automatic_optimization = False
-        self.student = StudentMLP(int(width), int(depth), activation=str(activation), dropout=float(dropout))
+        self.student = StudentMLP(
+            int(width), int(depth), activation=str(activation), dropout=float(dropout), teacher=str(teacher)
+        )
         self.mos_targets: torch.Tensor | None = None  # per train pair, 0-100; not saved (data, not model)
         self.val_frames = 0  # how many leading val rows are real frames (the rest dense vectors)
         self.history: list[dict[str, float]] = []
@@ -124,7 +129,7 @@ class LitStudent(pl.LightningModule):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hp = self.hparams
         pred = self.student.forward_unclipped(batch["x"])
-        out = weighted_huber(residual(pred, batch["y"], hp.loss), batch["w"], hp.huber_delta)
+        out = weighted_huber(residual(pred, batch["y"], hp.loss, self.student.clip), batch["w"], hp.huber_delta)
         if hp.mos_lambda > 0 and self.mos_targets is not None:
             out = out + hp.mos_lambda * self._mos_term(pred, batch["group"])
         return out
@@ -175,7 +180,10 @@ class LitStudent(pl.LightningModule):
             return
         raw = torch.cat(self._val_pred)
         y = torch.cat(self._val_y)
-        rec = {"epoch": int(self.current_epoch), **val_metrics(raw, y, self.val_frames, self.hparams)}
+        rec = {
+            "epoch": int(self.current_epoch),
+            **val_metrics(raw, y, self.val_frames, self.hparams, self.student.clip),
+        }
         rec["train_loss"] = float(self._train_sum) / self._train_n if self._train_n else math.nan
         self.history.append(rec)
         for k in METRICS:
@@ -201,13 +209,15 @@ class LitStudent(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def val_metrics(raw: torch.Tensor, y: torch.Tensor, n_frames: int, hp: Any) -> dict[str, float]:
+def val_metrics(
+    raw: torch.Tensor, y: torch.Tensor, n_frames: int, hp: Any, clip: tuple[float, float] = (VMAF_MIN, VMAF_MAX)
+) -> dict[str, float]:
     """One epoch's val record: PLCC/SROCC/RMSE of the clipped output over all val rows, RMSE per part, loss.
 
     An undefined correlation (a collapsed, constant student) counts as 0 so
     that it loses every comparison instead of poisoning them with NaN.
     """
-    pred = torch.clamp(raw, VMAF_MIN, VMAF_MAX).double().numpy()
+    pred = torch.clamp(raw, clip[0], clip[1]).double().numpy()
     target = y.double().numpy()
     err2 = (pred - target) ** 2
     plcc, srocc = pearson(pred, target), spearman(pred, target)
@@ -215,7 +225,7 @@ def val_metrics(raw: torch.Tensor, y: torch.Tensor, n_frames: int, hp: Any) -> d
     def rms(a: np.ndarray) -> float:
         return float(np.sqrt(a.mean())) if a.size else math.nan
 
-    r = residual(raw, y, hp.loss)
+    r = residual(raw, y, hp.loss, clip)
     return rounded(
         {
             "val_plcc": plcc if math.isfinite(plcc) else 0.0,

@@ -1,9 +1,9 @@
-"""The DVC train stage: labels + samples → ``models/best.ckpt``, ``metrics/train.json``, per-epoch curves.
+"""The DVC train stage, per student: labels + samples → ``models/<teacher>/best.ckpt``, metrics, curves.
 
 It reads ``params.yaml`` — never ``conf/`` — because that is the file
 ``dvc exp run -S train.lr=...`` rewrites; re-composing ``conf/`` here would
 silently drop the override.  The arch *definitions* come from
-``conf/arch/<name>.yaml`` for each name in ``sweep.archs`` (a DVC dep), and
+``conf/arch/<name>.yaml`` for each name in the student's ``archs`` (a DVC dep), and
 the selected ``arch`` node of params.yaml replaces its namesake, so
 ``-S arch.width=48`` reaches the model too.
 
@@ -29,9 +29,10 @@ from ..config.schema import ArchConfig, Config
 from .loop import SweepResult, run_sweep, write_history_csv
 
 
-def resolve_archs(params: Config, conf_dir: str | Path = CONF_DIR) -> list[ArchConfig]:
-    """The ``sweep.archs`` definitions, the params' own ``arch`` node in place of its namesake."""
-    return [params.arch if params.arch.name == name else arch_config(name, conf_dir) for name in params.sweep.archs]
+def resolve_archs(params: Config, conf_dir: str | Path = CONF_DIR, archs: list[str] | None = None) -> list[ArchConfig]:
+    """The definitions of ``archs`` (default ``sweep.archs``), the params' ``arch`` node in place of its namesake."""
+    names = params.sweep.archs if archs is None else archs
+    return [params.arch if params.arch.name == name else arch_config(name, conf_dir) for name in names]
 
 
 def train_metrics(sweep: SweepResult) -> dict[str, Any]:
@@ -62,14 +63,25 @@ def run_train(
     plots: Path,
     conf_dir: str | Path = CONF_DIR,
     track: bool = True,
+    student: str | None = None,
 ) -> SweepResult:
-    """Train the sweep, copy the winner's checkpoint to ``ckpt`` and write the metrics and curves (all atomic)."""
+    """Train a student's archs, copy the winner's checkpoint to ``ckpt``, write the metrics and curves (atomic)."""
     for path in (labels, samples):
         if path is not None and not path.is_file():
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
-    archs = resolve_archs(params, conf_dir)
+    st = params.student(student)
+    archs = resolve_archs(params, conf_dir, st.config.archs)
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-train-") as tmp:
-        sweep = run_sweep(params, archs, labels, samples, workdir=Path(tmp), jobs=params.train.jobs, track=track)
+        sweep = run_sweep(
+            params,
+            archs,
+            labels,
+            samples,
+            workdir=Path(tmp),
+            jobs=params.train.jobs,
+            track=track,
+            teacher=st.teacher,
+        )
         with atomic_path(ckpt) as dst:
             shutil.copyfile(sweep.winner.ckpt_path, dst)
         remove_stale(arch_ckpts, "*.ckpt")

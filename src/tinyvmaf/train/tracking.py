@@ -77,14 +77,13 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, str]:
 
 
 def run_tags(cfg: Config) -> dict[str, str]:
-    """Where a run came from: commit (``-dirty`` when tracked files changed), host, data version, teacher."""
+    """Where a run came from: commit (``-dirty`` when tracked files changed), host, data version (teacher: per run)."""
     commit = git_commit(mark_dirty=True)
     return {
         "git_commit": commit,
         "mlflow.source.git.commit": commit.removesuffix("-dirty"),
         "host": socket.gethostname(),
         "data_version": data_version(cfg.paths.data_dvc),
-        "teacher": cfg.label.teacher,
     }
 
 
