@@ -28,9 +28,12 @@ def config(*overrides: str) -> Config:
 
 
 def extract_config(**fields) -> ExtractConfig:
-    """The project's extract config with some fields replaced (``teachers=[...]``, ``workers=2``, ...)."""
-    if "teachers" in fields:
-        fields["teachers"] = list(fields["teachers"])
+    """The project's extract config with some fields replaced (``teachers=[...]``, ``workers=2``, ...).
+
+    ``teachers`` defaults to ``vmaf_v0.6.1`` alone (the extract stage itself passes every configured
+    student's teacher, :meth:`Config.teachers`).
+    """
+    fields["teachers"] = list(fields.get("teachers", ["vmaf_v0.6.1"]))
     return dataclasses.replace(config().extract, **fields)
 
 

@@ -27,9 +27,11 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "missing"),
     [
         (["label"], "features.parquet"),
-        (["sample"], "labels.parquet"),
-        (["train"], "labels.parquet"),
-        (["export"], "models/best.ckpt"),
+        (["sample"], "labels/vmaf_v0.6.1.parquet"),
+        (["train"], "labels/vmaf_v0.6.1.parquet"),
+        (["export"], "models/vmaf_v0.6.1/best.ckpt"),
+        (["sample", "--student", "v1016_3d0h"], "labels/vmaf_v1.0.16_3d0h.parquet"),
+        (["export", "--student", "v1016_3d0h"], "models/vmaf_v1.0.16_3d0h/best.ckpt"),
         (["extract"], "data/manifest.csv"),
     ],
 )
@@ -41,6 +43,16 @@ def test_missing_stage_input_is_named(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert missing in err and "error" in err
+
+
+def test_an_unknown_student_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--student", "v999"]) != 0
+    err = capsys.readouterr().err
+    assert "v999" in err and "v061" in err and "v1016_3d0h" in err, err
 
 
 def test_every_command_module_has_register_and_run() -> None:

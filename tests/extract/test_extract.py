@@ -24,6 +24,8 @@ from conftest import extract_config
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
 TEACHERS = ["vmaf_v0.6.1"]
+#: v0.6.1's features under libvmaf's per-frame keys (what the extractor's rows and features.parquet hold).
+KEYS = {f: f"integer_{f}" for f in FEATURES}
 W, H, N = 176, 144, 10
 SIZE = f"{W}x{H}"
 #: Byte-reproducible encodes with this FFmpeg (DESIGN.md): bitexact flags, no metadata, one thread.
@@ -60,7 +62,7 @@ def direct(tmp: Path, dist_args: list[str], ref_args: list[str], pre: str = "", 
     rows = []
     for f in frames:
         m = f["metrics"]
-        rows.append({**{k: float(m[f"integer_{k}"]) for k in FEATURES}, "vmaf_v0.6.1": float(m["vmaf"])})
+        rows.append({**{KEYS[k]: float(m[KEYS[k]]) for k in FEATURES}, "vmaf_v0.6.1": float(m["vmaf"])})
     return rows
 
 
@@ -97,7 +99,7 @@ def _journal(cache: Path) -> int:
 
 
 def _pair_rows(df: pd.DataFrame, key: str) -> list[dict]:
-    cols = [*FEATURES, "vmaf_v0.6.1"]
+    cols = [*KEYS.values(), "vmaf_v0.6.1"]
     sub = df[df["key"] == key].sort_values("frame")
     assert list(sub["frame"]) == list(range(len(sub)))
     return [{c: float(r[c]) for c in cols} for _, r in sub.iterrows()]
@@ -119,7 +121,7 @@ def test_stage_equals_direct_ffmpeg_run(clips: dict[str, Path], tmp_path: Path) 
     out = tmp_path / "features.parquet"
     run_extract(manifest, out, extract_config(workers=2), progress=False)
     df = pd.read_parquet(out)
-    assert list(df.columns) == ["key", "content", "frame", *FEATURES, "vmaf_v0.6.1"]
+    assert list(df.columns) == ["key", "content", "frame", *KEYS.values(), "vmaf_v0.6.1"]
     assert sorted(df["key"].unique()) == ["mixed_d24", "mkv_d38", "raw_d38"]
     expect = {
         "mkv_d38": direct(tmp_path, ["-i", str(clips["d38.mp4"])], ["-i", str(clips["ref.mkv"])]),

@@ -12,6 +12,7 @@ import pytest
 from tinyvmaf.cli import main as cli_main
 from tinyvmaf.config import ConfigError, compose_text
 from tinyvmaf.config.schema import LabelConfig as _LabelConfig
+from tinyvmaf.contract import FEATURES
 from tinyvmaf.label.stage import (
     LabelError,
     assign_splits,
@@ -21,19 +22,16 @@ from tinyvmaf.label.stage import (
     split_counts,
     subjective_table,
 )
+from tinyvmaf.teacher.spec import load_spec
 
 from conftest import config
 from kit import REPO
 from synth import TEACHER, synthetic_features, write_manifest
 
 
-def LabelConfig(
-    *, teacher: str = TEACHER, salt: str = "tinyvmaf-v1", val: float = 0.1, test: float = 0.1
-) -> _LabelConfig:  # noqa: N802
+def LabelConfig(*, salt: str = "tinyvmaf-v1", val: float = 0.1, test: float = 0.1) -> _LabelConfig:  # noqa: N802
     """The label section of the project config with these values (validated as params.yaml would be)."""
-    return config(
-        f"label.teacher={teacher}", f"label.split.salt={salt}", f"label.split.val={val}", f"label.split.test={test}"
-    ).label
+    return config(f"label.split.salt={salt}", f"label.split.val={val}", f"label.split.test={test}").label
 
 
 def _contents(n: int) -> list[str]:
@@ -47,7 +45,7 @@ def features() -> pd.DataFrame:
 
 def test_every_content_lands_in_exactly_one_split(features: pd.DataFrame, tmp_path: Path) -> None:
     manifest = write_manifest(features, tmp_path / "manifest.csv")
-    labels = make_labels(features, subjective_table(manifest), LabelConfig(val=0.2, test=0.2))
+    labels = make_labels(features, subjective_table(manifest), LabelConfig(val=0.2, test=0.2), teacher=TEACHER)
     per_content = labels.groupby("content")["split"].nunique()
     assert (per_content == 1).all(), per_content[per_content > 1]
     per_pair = labels.groupby("key")["split"].nunique()
@@ -132,12 +130,15 @@ def test_labels_table_contract(features: pd.DataFrame, tmp_path: Path) -> None:
     feats_path = tmp_path / "features.parquet"
     features.to_parquet(feats_path, index=False)
     out = tmp_path / "labels.parquet"
-    run_label(feats_path, manifest, out, LabelConfig(val=0.2, test=0.2))
+    run_label(feats_path, manifest, out, LabelConfig(val=0.2, test=0.2), teacher=TEACHER)
 
     labels = pd.read_parquet(out)
     assert not list(tmp_path.glob(".labels.parquet.*"))  # atomic: no temp file left behind
+    # the teacher's features renamed from libvmaf's keys to the spec's short names, in the spec's order
+    short = {f"integer_{f}": f for f in FEATURES}
+    assert list(labels.columns[:10]) == ["key", "content", "frame", *FEATURES, TEACHER]
     for col in features.columns:
-        pd.testing.assert_series_equal(labels[col], features[col], check_names=True)
+        pd.testing.assert_series_equal(labels[short.get(col, col)], features[col], check_names=False)
     assert labels["label"].dtype == np.float64
     np.testing.assert_array_equal(labels["label"].to_numpy(), features[TEACHER].to_numpy())
     clip = labels.groupby("key")["label"].transform("mean")
@@ -156,20 +157,29 @@ def test_labels_table_contract(features: pd.DataFrame, tmp_path: Path) -> None:
 def test_teacher_choice_and_errors(features: pd.DataFrame, tmp_path: Path) -> None:
     manifest = write_manifest(features, tmp_path / "manifest.csv")
     subj = subjective_table(manifest)
-    other = features.assign(**{"vmaf_v0.6.1neg": features[TEACHER] - 1.0})
-    labels = make_labels(other, subj, LabelConfig(teacher="vmaf_v0.6.1neg", val=0.2, test=0.2))
+    # NEG reads its features under other keys (its gain limits): the label stage takes those columns
+    neg = load_spec("vmaf_v0.6.1neg")
+    other = features.assign(
+        **{"vmaf_v0.6.1neg": features[TEACHER] - 1.0},
+        **{k: features[f"integer_{n}"] + 0.5 for k, n in zip(neg.keys, neg.order, strict=True)},
+    )
+    labels = make_labels(other, subj, LabelConfig(val=0.2, test=0.2), teacher="vmaf_v0.6.1neg")
     np.testing.assert_array_equal(labels["label"], other["vmaf_v0.6.1neg"])
+    np.testing.assert_array_equal(labels["adm2"], other[neg.keys[neg.order.index("adm2")]])
+    assert TEACHER not in labels.columns and "integer_adm2" not in labels.columns
     with pytest.raises(LabelError, match="vmaf_4k_v0.6.1"):
-        make_labels(features, subj, LabelConfig(teacher="vmaf_4k_v0.6.1"))
+        make_labels(features, subj, LabelConfig(), teacher="vmaf_4k_v0.6.1")
+    with pytest.raises(LabelError, match="cambi_hrs_1080_cmxv_17_vlt_0.06"):  # a key the features lack, by name
+        make_labels(features.assign(**{"vmaf_v1.0.16_3d0h": 1.0}), subj, LabelConfig(), teacher="vmaf_v1.0.16_3d0h")
     with pytest.raises(LabelError, match="not in the manifest"):
-        make_labels(features, subj.iloc[1:], LabelConfig(val=0.2, test=0.2))
+        make_labels(features, subj.iloc[1:], LabelConfig(val=0.2, test=0.2), teacher=TEACHER)
     with pytest.raises(LabelError, match="no frames"):
         stale = features[features["key"] != features["key"].iloc[0]]
-        make_labels(stale, subj, LabelConfig(val=0.2, test=0.2))
+        make_labels(stale, subj, LabelConfig(val=0.2, test=0.2), teacher=TEACHER)
     nan = features.copy()
     nan.loc[3, TEACHER] = np.nan
     with pytest.raises(LabelError, match="non-finite"):
-        make_labels(nan, subj, LabelConfig(val=0.2, test=0.2))
+        make_labels(nan, subj, LabelConfig(val=0.2, test=0.2), teacher=TEACHER)
 
 
 def test_mos_out_of_scale_names_the_pair(features: pd.DataFrame, tmp_path: Path) -> None:
@@ -186,7 +196,7 @@ def test_cli_reads_params(features: pd.DataFrame, tmp_path: Path, monkeypatch: p
     params = compose_text(REPO / "conf", ["label.split.salt=s1", "label.split.val=0.3", "label.split.test=0.3"])
     Path("params.yaml").write_text(params)
     assert cli_main(["label"]) == 0
-    labels = pd.read_parquet("labels.parquet")
+    labels = pd.read_parquet("labels/vmaf_v0.6.1.parquet")  # the first student's
     assert labels.groupby("split")["content"].nunique().to_dict() == {"test": 3, "train": 4, "val": 3}
     assert cli_main(["label", "--out", "again.parquet"]) == 0
     pd.testing.assert_frame_equal(pd.read_parquet("again.parquet"), labels)  # same params → same file
