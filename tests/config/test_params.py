@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from tinyvmaf.cli import main as cli_main
-from tinyvmaf.config import ConfigError, compose_text, load_params
+from tinyvmaf.config import ConfigError, compose_conf, compose_text, load_params, validate
 
 from project import REPO, copy_project, run
 from synth import synthetic_features, write_manifest
@@ -55,21 +55,25 @@ def test_train_param_changes_only_train_and_reaches_the_model(tmp_path: Path) ->
     feats = synthetic_features(n_contents=5, n_hrcs=3, n_frames=6)
     feats.to_parquet(proj / "features.parquet", index=False)
     write_manifest(feats, proj / "data" / "manifest.csv")
+    # One student (in conf/ itself, which `dvc exp run -S` composes): the synthetic features are v0.6.1's only.
+    conf = OmegaConf.load(proj / "conf" / "config.yaml")
+    del conf.students["v1016_3d0h"]
+    (proj / "conf" / "config.yaml").write_text(OmegaConf.to_yaml(conf))
     run(["tinyvmaf", "params", "sweep=single", "train.epochs=2", "sample.count=2000", "sample.val_count=500"], proj)
     run(["dvc", "add", "-q", "data"], proj)
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-q", "-m", "synthetic project"], proj)
     run(["dvc", "commit", "-f", "extract"], proj)  # the features stand in for a real extraction
-    run(["dvc", "repro", "train"], proj, mlflow_env)
+    run(["dvc", "repro", "train@v061"], proj, mlflow_env)
     status = _status(proj)
-    assert not {"extract", "label", "sample", "train"} & set(status), status
+    assert not {"extract", "label@v061", "sample@v061", "train@v061"} & set(status), status
 
     # A train-only parameter: train (and what follows) is stale, extract and label are not.
     params = proj / "params.yaml"
     original = params.read_text()
     params.write_text(original.replace("  lr: 0.02\n", "  lr: 0.01\n"))
     status = _status(proj)
-    assert "train" in status and not {"extract", "label", "sample"} & set(status), status
+    assert "train@v061" in status and not {"extract", "label@v061", "sample@v061"} & set(status), status
     params.write_text(original)
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-q", "-m", "lock"], proj)
@@ -90,19 +94,19 @@ def test_train_param_changes_only_train_and_reaches_the_model(tmp_path: Path) ->
             "sample.count=2000",
             "-S",
             "sample.val_count=500",
-            "train",
+            "train@v061",
         ],
         proj,
         mlflow_env,
     )
-    assert "Running stage 'label'" not in out and "Running stage 'extract'" not in out
-    assert "Running stage 'sample'" not in out  # its params did not change
-    ckpt = torch.load(proj / "models" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert "Running stage 'label@v061'" not in out and "Running stage 'extract'" not in out
+    assert "Running stage 'sample@v061'" not in out  # its params did not change
+    ckpt = torch.load(proj / "models" / "vmaf_v0.6.1" / "best.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["width"] == 24  # conf/arch/mlp_64x2.yaml says 64
     assert ckpt["hyper_parameters"]["train"]["epochs"] == 1
-    metrics = json.loads((proj / "metrics" / "train.json").read_text())
+    metrics = json.loads((proj / "metrics" / "vmaf_v0.6.1" / "train.json").read_text())
     assert metrics["archs"]["mlp_64x2"]["epochs"] == 1
-    assert (proj / "plots" / "train" / "mlp_64x2.csv").read_text().count("\n") == 2  # header + 1 epoch
+    assert (proj / "plots" / "vmaf_v0.6.1" / "train" / "mlp_64x2.csv").read_text().count("\n") == 2  # header + 1
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
@@ -176,8 +180,34 @@ def test_schema_repeats_no_default() -> None:
                 if sub is not None and dataclasses.is_dataclass(sub):
                     out += walk(type(sub), f"{prefix}{f.name}.")
                     continue
+                if sub == {}:  # a mapping (students: key -> StudentConfig) starts empty; its values are walked below
+                    continue
             if f.default != MISSING:
                 out.append(f"{prefix}{f.name}")
         return out
 
     assert walk(Config) == []
+    from tinyvmaf.config.schema import StudentConfig
+
+    assert walk(StudentConfig, "students.<key>.") == []
+
+
+def test_students_are_checked_by_name() -> None:
+    """A student's teacher must be a carried model file, its key DVC-safe, its ids unique; a variant is one line."""
+    five = "{teacher: vmaf_v1.0.16_5d0h, id: five, exact: five_exact, archs: [mlp_64x3], registered_model: five}"
+    cfg = validate(compose_conf(REPO / "conf", [f"+students.v1016_5d0h={five}"]))
+    assert cfg.teachers() == ["vmaf_v0.6.1", "vmaf_v1.0.16_3d0h", "vmaf_v1.0.16_5d0h"]
+    st = cfg.student("v1016_5d0h")
+    assert st.paths.onnx == "model/tiny/five.onnx" and st.paths.eval_metrics == "metrics/vmaf_v1.0.16_5d0h/eval.json"
+    assert "_ps_0.6_" in st.spec.keys[1] and st.spec.keys[2].endswith("_nvd_5")  # its own columns
+    bad = {
+        "unknown teacher 'vmaf_v9'": "students.v061.teacher=vmaf_v9",
+        "must match": "+students.v1-x={teacher: vmaf_v0.6.1, id: a, exact: b, archs: [mlp_32x2], registered_model: c}",
+        "also used by": "students.v1016_3d0h.id=vmaf_tiny_fr_v2_nflx",
+        "more than one student": "students.v1016_3d0h.teacher=vmaf_v0.6.1",
+    }
+    for message, override in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            validate(compose_conf(REPO / "conf", [override]))
+    with pytest.raises(ConfigError, match="no student 'v2'.*v061"):
+        validate(compose_conf(REPO / "conf")).student("v2")

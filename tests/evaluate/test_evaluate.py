@@ -91,7 +91,7 @@ def test_eval_cli_prints_one_table_per_set(kit: Kit, tmp_path: Path, capsys: pyt
 
 
 def test_loco_folds_hold_one_content_out(tmp_path: Path) -> None:
-    df = synthetic_features(n_contents=4, n_hrcs=3, n_frames=6, seed=5)
+    df = synthetic_features(n_contents=4, n_hrcs=3, n_frames=6, seed=5, keys=False)
     df["label"] = df[TEACHER]
     df["mos100"] = np.nan
     df["split"] = "train"

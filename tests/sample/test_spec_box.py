@@ -124,7 +124,7 @@ def test_check_box_names_the_feature_the_value_and_the_set(spec: TeacherSpec, bo
 def test_any_teacher_a_corpus_bound_where_the_extractor_gives_none() -> None:
     """vmaf_v0.6.1: gain limit 100 and motion_max_val 10000 are no bounds; the corpus range plus margin is."""
     v061 = load_spec("vmaf_v0.6.1")
-    df = synthetic_features(n_contents=4, n_hrcs=3, n_frames=8, seed=3)
+    df = synthetic_features(n_contents=4, n_hrcs=3, n_frames=8, seed=3, keys=False)
     x = df[list(v061.order)].to_numpy(np.float64)
     b = box_for(v061, x, margin=MARGIN, zero_share_min=0.02)
     for j in range(len(v061.order)):

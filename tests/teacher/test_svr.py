@@ -70,7 +70,7 @@ def test_equals_libvmaf_on_every_golden_frame(golden_dir: Path, golden_pair: dic
 def test_equals_libvmaf_on_every_demo_frame(pipeline: Pipeline) -> None:
     """Every frame of the test corpus (demo sources and ladder rungs, real encodes), as extracted."""
     df = pd.read_parquet(pipeline.path / "features.parquet")
-    got = load_teacher("vmaf_v0.6.1").predict(df[list(FEATURES)].to_numpy(np.float64))
+    got = load_teacher("vmaf_v0.6.1").predict(df[[f"integer_{f}" for f in FEATURES]].to_numpy(np.float64))
     dev = np.abs(got - df["vmaf_v0.6.1"].to_numpy())
     assert len(df) > 100 and dev.max() <= LOG_ROUNDING, dev.max()
 
