@@ -103,27 +103,30 @@ class Kit:
     def model_dir(self) -> Path:
         return self.onnx.parent
 
-    def config(self, out: Path, *overrides: str) -> Config:
+    def config(self, out: Path, *overrides: str, paths: dict[str, Path] | None = None) -> Config:
         """The project config with the kit's inputs, outputs under ``out``, and Hydra ``overrides``.
 
         One student, ``v061`` (the kit trained a v0.6.1 student); its inputs are the kit's files (the
         per-teacher folders point into the kit), its outputs (metrics, reports) land under ``out``.
         """
         paths = {
-            "labels_dir": self.root / "labels",
-            "models_dir": self.root / "models",
-            "golden_frames": self.golden_frames,
-            "golden_metrics": self.golden_metrics,
-            "model_dir": self.model_dir,
-            "registry": self.model_dir / "registry.json",
-            "peers_dir": REPO / "assets" / "peers",
-            "golden_dir": REPO / "assets" / "golden",
-            "metrics_dir": out / "metrics",
-            "reports_dir": out / "reports",
-            "plots_dir": out / "plots",
-            "data_dvc": self.root / "data.dvc",
+            **{
+                "labels_dir": self.root / "labels",
+                "models_dir": self.root / "models",
+                "golden_frames": self.golden_frames,
+                "golden_metrics": self.golden_metrics,
+                "model_dir": self.model_dir,
+                "registry": self.model_dir / "registry.json",
+                "peers_dir": REPO / "assets" / "peers",
+                "golden_dir": REPO / "assets" / "golden",
+                "metrics_dir": out / "metrics",
+                "reports_dir": out / "reports",
+                "plots_dir": out / "plots",
+                "data_dvc": self.root / "data.dvc",
+            },
+            **(paths or {}),
         }
-        train_json = out / "metrics" / TEACHER / "train.json"
+        train_json = Path(paths["metrics_dir"]) / TEACHER / "train.json"
         if not train_json.is_file():
             train_json.parent.mkdir(parents=True, exist_ok=True)
             train_json.write_bytes(self.train_json.read_bytes())
@@ -131,11 +134,11 @@ class Kit:
         cfg = compose_conf(REPO / "conf", [f"paths.{k}={v}" for k, v in paths.items()] + others + list(overrides))
         return validate(cfg)
 
-    def params(self, out: Path, *overrides: str) -> Path:
+    def params(self, out: Path, *overrides: str, paths: dict[str, Path] | None = None) -> Path:
         """:meth:`config` written as ``out/params.yaml`` (what the CLI reads)."""
         out.mkdir(parents=True, exist_ok=True)
         path = out / "params.yaml"
-        path.write_text(OmegaConf.to_yaml(OmegaConf.structured(self.config(out, *overrides))))
+        path.write_text(OmegaConf.to_yaml(OmegaConf.structured(self.config(out, *overrides, paths=paths))))
         return path
 
 
@@ -147,8 +150,9 @@ def build_kit(root: Path) -> Kit:
     global _KIT
     if _KIT is not None:
         return _KIT
-    from tinyvmaf.export.stage import ExportPaths, export_model
+    from tinyvmaf.export.stage import ExportPaths, evaluate_model, export_model
     from tinyvmaf.golden.stage import run_golden, write_outputs
+    from tinyvmaf.model.sidecar import registry_entry, upsert_registry
     from tinyvmaf.sample.stage import make_samples
     from tinyvmaf.student.checkpoint import save_student
 
@@ -180,5 +184,10 @@ def build_kit(root: Path) -> Kit:
     )
     cfg = kit.config(root / "export")
     export_model(cfg, ExportPaths.from_params(cfg))
+    evaluate_model(cfg, ExportPaths.from_params(cfg))  # the eval stage: eval.json, figures, model card
+    # What the registry stage would write from a passing gate (the kit's gate tests gate it themselves).
+    for onnx_path in (kit.onnx, kit.model_dir / f"{cfg.student().config.exact}.onnx"):
+        sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
+        upsert_registry(kit.model_dir / "registry.json", registry_entry(sidecar, license_url="-", description="kit"))
     _KIT = kit
     return kit

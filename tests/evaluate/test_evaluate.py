@@ -84,7 +84,7 @@ def test_eval_cli_prints_one_table_per_set(kit: Kit, tmp_path: Path, capsys: pyt
     params = kit.params(tmp_path)
     assert main(["eval", "--params", str(params), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert set(res) == {"vmaf_tiny_fr_v2_nflx", "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}
+    assert set(res) == {"vmaf_tiny_fr_v2_nflx", "vmaf_v0_6_1_exact", "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}
     ours, v4 = res["vmaf_tiny_fr_v2_nflx"], res["vmaf_tiny_v4"]
     for s in ("dense", "test", "golden"):
         assert ours[s]["rmse"] < v4[s]["rmse"] and ours[s]["max_abs"] < v4[s]["max_abs"], s

@@ -18,11 +18,12 @@ import torch
 from tinyvmaf.common.provenance import data_version
 from tinyvmaf.contract import FEATURES, REQUIRED_METADATA
 from tinyvmaf.export.graph import EMITTED_OPS, build_graph, build_student_graph, pairwise_plan, student_layers
-from tinyvmaf.export.stage import ExportPaths, export_model, winner_val_metrics
+from tinyvmaf.export.stage import ExportPaths, evaluate_model, export_model, winner_val_metrics
 from tinyvmaf.model.runtime import load_tiny_model, ort_session
 from tinyvmaf.student.checkpoint import load_student, save_student
 
 from kit import DATA_MD5, MODEL_ID, Kit
+from synth import TEACHER
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +86,8 @@ def test_metadata_has_provenance_and_no_commit_or_clock(kit: Kit, model: onnx.Mo
 
 
 #: A dense layer of fan-in 6 (6 → 3 → 1, one leftover) and of fan-in 32 (five halvings), as export writes them.
-DENSE_6 = ["Unsqueeze", "Mul", "Split", "Add", "Split", "Add", "Add", "Squeeze", "Add"]
-DENSE_32 = ["Unsqueeze", "Mul", *["Split", "Add"] * 5, "Squeeze", "Add"]
+DENSE_6 = ["Unsqueeze", "Mul", "Slice", "Slice", "Add", "Slice", "Slice", "Slice", "Add", "Add", "Squeeze", "Add"]
+DENSE_32 = ["Unsqueeze", "Mul", *["Slice", "Slice", "Add"] * 5, "Squeeze", "Add"]
 HARDSWISH = ["Add", "Clip", "Mul", "Div"]
 
 
@@ -138,7 +139,7 @@ def test_activations_export_as_plain_ops() -> None:
         (np.ones((4, 6), np.float32), np.zeros(4, np.float32)),
         (np.ones((1, 4), np.float32), np.zeros(1, np.float32)),
     ]
-    dense_4 = ["Unsqueeze", "Mul", "Split", "Add", "Split", "Add", "Squeeze", "Add"]
+    dense_4 = ["Unsqueeze", "Mul", "Slice", "Slice", "Add", "Slice", "Slice", "Add", "Squeeze", "Add"]
     for act, ops in (("hardswish", HARDSWISH), ("relu", ["Relu"]), ("silu", ["Sigmoid", "Mul"])):
         g = build_graph(np.zeros(6), np.ones(6), layers, activation=act)
         assert [n.op_type for n in g.graph.node] == ["Sub", "Div", *DENSE_6, *ops, *dense_4, "Squeeze", "Clip"]
@@ -194,7 +195,8 @@ def test_same_checkpoint_same_bytes(kit: Kit, tmp_path: Path) -> None:
     assert paths.onnx.read_bytes() == kit.onnx.read_bytes()
     assert res.n_bytes == kit.onnx.stat().st_size
     assert paths.onnx.with_suffix(".json").read_bytes() == kit.onnx.with_suffix(".json").read_bytes()
-    assert (paths.onnx.parent / "registry.json").read_bytes() == (kit.model_dir / "registry.json").read_bytes()
+    exact = f"{cfg.student().config.exact}.onnx"
+    assert (paths.exact_onnx.parent / exact).read_bytes() == (kit.model_dir / exact).read_bytes()
 
 
 @pytest.mark.slow
@@ -208,7 +210,6 @@ def test_same_bytes_from_a_fresh_process_via_the_cli(kit: Kit, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     assert "exported" in proc.stdout
     assert out.read_bytes() == kit.onnx.read_bytes()
-    assert (tmp_path / "run" / "model_card.md").is_file()
 
 
 def test_perturbed_checkpoint_changes_bytes(kit: Kit, tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_sidecar_and_registry_round_trip(kit: Kit) -> None:
     assert not {"git_commit", "timestamp", "created"} & set(side)
     reg = json.loads((kit.model_dir / "registry.json").read_text())
     assert reg["schema_version"] == 1
-    (entry,) = reg["models"]
+    (entry,) = [m for m in reg["models"] if m["id"] == MODEL_ID]
     assert {k: entry[k] for k in ("id", "kind", "onnx", "sha256", "opset")} == {
         k: side[k] for k in ("id", "kind", "onnx", "sha256", "opset")
     }
@@ -250,13 +251,20 @@ def test_sidecar_and_registry_round_trip(kit: Kit) -> None:
 
 def test_evaluation_and_model_card(kit: Kit) -> None:
     out = kit.root / "export"
-    ev = json.loads((out / "eval.json").read_text())
-    assert set(ev) == {MODEL_ID, "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4"}  # no swept archs beside the kit
+    ev = json.loads((out / "metrics" / TEACHER / "eval.json").read_text())
+    exact = "vmaf_v0_6_1_exact"
+    # no swept archs beside the kit; the teacher's exact graph is the reference row
+    assert set(ev) == {MODEL_ID, exact, "vmaf_tiny_v2", "vmaf_tiny_v3", "vmaf_tiny_v4", "subjective"}
     assert ev[MODEL_ID]["n_params"] == 1313 and ev["vmaf_tiny_v4"]["n_params"] == 3073  # v4's sidecar says 3073
-    for figs in ev.values():
+    assert ev[exact]["n_params"] == 211 * 6 + 211 + 14 + 2 + 2  # SVs, coefficients, slopes/intercepts, gamma/rho, clip
+    assert ev[exact]["dense"]["rmse"] < 5e-3 and ev[exact]["dense"]["max_abs"] < 0.01  # float32 rounding only
+    assert "skipped" in ev["subjective"]  # the kit's labels carry no MOS
+    for name, figs in ev.items():
+        if name == "subjective":
+            continue
         assert set(figs) == {"dense", "test", "golden", "n_params"}
         assert figs["dense"]["n"] == 100_000 and set(figs["golden"]["pooled"]) >= {"src01_576x324_10bit"}
-    card = (out / "model_card.md").read_text()
+    card = (out / "reports" / TEACHER / "model_card.md").read_text()
     n_params = load_student(kit.ckpt)[0].n_parameters()
     for needle in (
         f"parameters: {n_params}",
@@ -271,7 +279,7 @@ def test_evaluation_and_model_card(kit: Kit) -> None:
     ):
         assert needle in card, needle
     for name in ("student_vs_teacher.png", "error_vs_teacher.png", "error_vs_features.png"):
-        png = out / "figures" / name
+        png = out / "reports" / TEACHER / "figures" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"figures/{name}" in card
 
@@ -284,14 +292,18 @@ def test_model_card_shows_loco_and_says_when_it_is_stale(kit: Kit, tmp_path: Pat
         "folds": {"c01": fold},
         "worst": {"rmse": 0.02, "max_abs": 0.1},
     }
-    (tmp_path / "loco.json").write_text(json.dumps(loco))
-    (tmp_path / "archs").mkdir()
-    shutil.copy(kit.ckpt, tmp_path / "archs" / "mlp_32x2.ckpt")  # a swept arch's checkpoint: measured too
-    cfg = kit.config(tmp_path)
-    export_model(cfg, replace(ExportPaths.from_params(cfg), onnx=tmp_path / "m" / f"{MODEL_ID}.onnx"))
-    card = (tmp_path / "model_card.md").read_text()
+    (tmp_path / "metrics" / TEACHER).mkdir(parents=True)
+    (tmp_path / "metrics" / TEACHER / "loco.json").write_text(json.dumps(loco))
+    archs = tmp_path / "models" / TEACHER / "archs"
+    archs.mkdir(parents=True)
+    shutil.copy(kit.ckpt, archs / "mlp_32x2.ckpt")  # a swept arch's checkpoint: measured too
+    shutil.copy(kit.ckpt, archs.parent / "best.ckpt")
+    cfg = kit.config(tmp_path, paths={"models_dir": tmp_path / "models", "model_dir": tmp_path / "m"})
+    export_model(cfg, ExportPaths.from_params(cfg))
+    evaluate_model(cfg, ExportPaths.from_params(cfg))
+    card = (tmp_path / "reports" / TEACHER / "model_card.md").read_text()
     assert "| c01 | 48 | 0.0200 |" in card and "**Stale:**" in card and "other.dir" in card
-    ev = json.loads((tmp_path / "eval.json").read_text())
+    ev = json.loads((tmp_path / "metrics" / TEACHER / "eval.json").read_text())
     assert ev["sweep/mlp_32x2"]["dense"] == ev[MODEL_ID]["dense"]  # the same weights, the same figures
     assert "| sweep/mlp_32x2 | 1,313 |" in card
 

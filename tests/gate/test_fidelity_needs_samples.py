@@ -31,22 +31,14 @@ SMALL = (
 
 
 def pipeline(kit: Kit, out: Path, *, samples: bool) -> dict:
-    paths = {
-        "samples": out / "samples.parquet",
-        "sample_metrics": out / "sample.json",
-        "ckpt": out / "best.ckpt",
-        "train_metrics": out / "train.json",
-        "train_plots": out / "plots",
-        "model_dir": out / "model",
-        "onnx": out / "model" / "vmaf_tiny_fr_v2_nflx.onnx",
-    }
-    params = kit.params(out, *SMALL, *(f"paths.{k}={v}" for k, v in paths.items()))
+    paths = {"samples_dir": out / "samples", "models_dir": out / "models", "model_dir": out / "model"}
+    params = kit.params(out, *SMALL, paths=paths)
     p = ["--params", str(params)]
     assert main(["sample", *p]) == 0
     assert main(["train", *p, "--no-mlflow", *([] if samples else ["--no-samples"])]) == 0
     assert main(["export", *p]) == 0
     main(["gate", *p, "--checks", "fidelity"])
-    return json.loads((out / "gate.json").read_text())["checks"]["fidelity"]
+    return json.loads((out / "metrics" / "vmaf_v0.6.1" / "gate.json").read_text())["checks"]["fidelity"]
 
 
 def test_the_gate_fails_without_samples_and_passes_with_them(kit: Kit, tmp_path: Path) -> None:

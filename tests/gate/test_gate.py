@@ -19,16 +19,25 @@ from tinyvmaf.gate.parity import edge_rows
 from tinyvmaf.gate.stage import CHECKS
 
 from kit import Kit
+from synth import TEACHER
 
 
 def gate(
-    kit: Kit, tmp: Path, capsys: pytest.CaptureFixture, *args: str, overrides: tuple[str, ...] = ()
+    kit: Kit,
+    tmp: Path,
+    capsys: pytest.CaptureFixture,
+    *args: str,
+    overrides: tuple[str, ...] = (),
+    paths: dict[str, Path] | None = None,
 ) -> tuple[int, dict, str]:
     """Run ``tinyvmaf gate`` in-process on the kit; returns exit code, gate.json, stdout+stderr."""
-    params = kit.params(tmp, *overrides)
+    params = kit.params(tmp, *overrides, paths=paths)
     rc = main(["gate", "--params", str(params), *args])
     out = capsys.readouterr()
-    report = json.loads((tmp / "gate.json").read_text()) if (tmp / "gate.json").is_file() else {}
+    from tinyvmaf.config import load_params
+
+    path = Path(load_params(params).student().paths.gate_metrics)  # metrics/<the student's teacher>/gate.json
+    report = json.loads(path.read_text()) if path.is_file() else {}
     return rc, report, out.out + out.err
 
 
@@ -99,7 +108,7 @@ def test_passing_gate_records_value_and_threshold_for_every_check(
         }  # fmt: skip
     assert parity["details"]["rows"] == {"test": 144, "edge": 20, "random": 20000, "unseen": 20000}
     assert parity["details"]["ungated"]["graph_order_float32_vs_onnxruntime_bit_ulp"] == 0
-    md = (tmp_path / "gate.md").read_text()
+    md = (tmp_path / "reports" / TEACHER / "gate.md").read_text()
     assert "**PASS**" in md and "| parity | onnxruntime_bound_ratio |" in md
 
 
@@ -241,8 +250,10 @@ def test_golden_check_reads_the_golden_stage(kit: Kit, tmp_path: Path, capsys: p
     failed.write_text(json.dumps(doc))
     rc, report, _ = gate(kit, tmp_path, capsys, "--checks", "golden", overrides=(f"paths.golden_metrics={failed}",))
     assert rc == 1 and report["checks"]["golden"]["criteria"]["golden_checks_failed"]["info"] == "netflix"
-    rc, report, _ = gate(kit, tmp_path, capsys, "--checks", "golden", overrides=("label.teacher=vmaf_4k_v0.6.1",))
-    assert rc == 1 and not report["checks"]["golden"]["criteria"]["golden_teacher_matches"]["pass"]
+    rc, report, _ = gate(
+        kit, tmp_path, capsys, "--checks", "golden", overrides=("students.v061.teacher=vmaf_4k_v0.6.1",)
+    )
+    assert rc == 1 and not report["checks"]["golden"]["criteria"]["golden_teacher_scored"]["pass"]
     absent = tmp_path / "absent.json"
     rc, report, _ = gate(kit, tmp_path, capsys, "--checks", "golden", overrides=(f"paths.golden_metrics={absent}",))
     assert rc == 1 and "dvc repro golden" in report["checks"]["golden"]["error"]
@@ -269,9 +280,9 @@ def test_an_empty_test_set_fails_fidelity_by_name(kit: Kit, tmp_path: Path, caps
     """No test frames (0 rows): the fidelity check fails naming the set, instead of crashing or passing."""
     labels = pd.read_parquet(kit.labels)
     labels.loc[labels["split"] == "test", "split"] = "val"
-    path = tmp_path / "no-test.parquet"
-    labels.to_parquet(path, index=False)
-    rc, report, text = gate(kit, tmp_path, capsys, "--checks", "fidelity", overrides=(f"paths.labels={path}",))
+    (tmp_path / "no-test").mkdir()
+    labels.to_parquet(tmp_path / "no-test" / f"{TEACHER}.parquet", index=False)
+    rc, report, text = gate(kit, tmp_path, capsys, "--checks", "fidelity", paths={"labels_dir": tmp_path / "no-test"})
     assert rc == 1 and report["failed"] == ["fidelity"], text
     fid = report["checks"]["fidelity"]
     assert fid["error"] is None  # measured what it could: a criterion names the empty set
@@ -338,4 +349,4 @@ def test_edge_rows_cover_the_corners() -> None:
 
 def test_graph_ops(kit: Kit) -> None:
     ops = [op for _, op in graph_ops(onnx.load(str(kit.onnx)))]
-    assert ops == ["Sub", "Div", "Unsqueeze", "Mul", "Split", "Add", "Squeeze", "Clip"]
+    assert ops == ["Sub", "Div", "Unsqueeze", "Mul", "Slice", "Add", "Squeeze", "Clip"]

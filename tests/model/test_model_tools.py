@@ -40,7 +40,7 @@ def _checks(folder: Path) -> set[str]:
 
 def test_exported_folder_checks_clean(kit: Kit, capsys: pytest.CaptureFixture) -> None:
     assert main(["model", "check", str(kit.model_dir)]) == 0
-    assert "ok (1 model(s), 0 error(s))" in capsys.readouterr().out
+    assert "ok (2 model(s), 0 error(s))" in capsys.readouterr().out
 
 
 def test_wrong_sha256_fails_by_name(model_dir: Path, capsys: pytest.CaptureFixture) -> None:
@@ -99,7 +99,7 @@ def gated(kit: Kit, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The kit's model with a passing gate report of its own."""
     out = tmp_path_factory.mktemp("gated")
     assert main(["gate", "--params", str(kit.params(out))]) == 0
-    return out / "gate.json"
+    return out / "metrics" / "vmaf_v0.6.1" / "gate.json"
 
 
 def test_release_copies_only_a_gated_model(kit: Kit, gated: Path, tmp_path: Path) -> None:

@@ -143,7 +143,15 @@ def golden_frames_for(golden_frames: str | Path | pd.DataFrame, teacher: str) ->
     if teacher not in df.columns:
         raise KeyError(f"{golden_frames}: no {teacher!r} column (the golden stage did not score this teacher)")
     names = rename_to_spec(df.columns, load_spec(teacher))
-    return df.loc[df[teacher].notna()].rename(columns=names).reset_index(drop=True)
+    return df.loc[scored_by(df, teacher)].rename(columns=names).reset_index(drop=True)
+
+
+def scored_by(golden: pd.DataFrame, teacher: str) -> pd.Series:
+    """Rows of the golden pairs ``teacher`` was run on (the project pairs are v0.6.1's only).
+
+    By pair, not by row: a NaN inside a pair the teacher scored stays, so the figures fail closed.
+    """
+    return golden.groupby(["set", "pair"], sort=False)[teacher].transform(lambda v: v.notna().any()).astype(bool)
 
 
 def golden_set(golden_frames: str | Path, teacher: str) -> EvalSet:

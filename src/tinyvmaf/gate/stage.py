@@ -256,7 +256,10 @@ def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS,
             log.info("gate: %s", name)
             results.append(guarded(name, table[name]))
     report = Report({"model": str(paths.onnx), "model_sha256": sha, "teacher": teacher}, results)
-    if report.passed:
+    # Registry entries only for a whole, passing gate of files that have their sidecars (what export writes):
+    # a gate of a subset of checks, or of a hand-made file, proves nothing the registry may rely on.
+    sidecars = all(p is not None and p.with_suffix(".json").is_file() for p in (paths.onnx, paths.exact_onnx))
+    if report.passed and set(checks) == set(CHECKS) and sidecars:
         report.subject["registry"] = registry_entries(paths, params, spec)
     return report
 

@@ -223,6 +223,7 @@ def project_check(
 
 def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) -> CheckResult:
     """Each callable teacher against libvmaf's logged score on every golden frame (see the module docstring)."""
+    from ..evaluate.sets import scored_by
     from ..teacher.spec import load_spec
 
     if table.empty:
@@ -230,7 +231,7 @@ def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) ->
     res = CheckResult("teacher", details={"frames": len(table)})
     for teacher in golden_teachers(teachers):
         spec = load_spec(teacher)
-        scored = table[teacher].notna().to_numpy()  # the project pairs are scored by vmaf_v0.6.1 only
+        scored = scored_by(table, teacher).to_numpy()  # the project pairs are scored by vmaf_v0.6.1 only
         table_t = table.loc[scored]
         if table_t.empty:
             raise ValueError(f"no golden frame was scored by {teacher}")

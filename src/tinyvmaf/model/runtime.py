@@ -100,6 +100,10 @@ def graph_scaler(model: onnx.ModelProto) -> tuple[np.ndarray, np.ndarray] | None
         return None
     consts = _const_values(model)
     inp = model.graph.input[0].name
+    # A student with the chroma correction standardises the corrected features (export.graph.chroma_correction).
+    corrected = [n for n in model.graph.node if n.op_type == "Concat" and n.name == "cc_concat"]
+    if corrected:
+        inp = corrected[0].output[0]
     users = [n for n in model.graph.node if inp in n.input]
     if len(users) != 1 or users[0].op_type != "Sub" or list(users[0].input)[0] != inp:
         return None

@@ -184,11 +184,9 @@ def golden_frames_of(path: str | Path | None, spec: TeacherSpec) -> pd.DataFrame
     """The golden frames that ``spec``'s teacher scored, its features renamed to the spec's short names."""
     if path is None or not Path(path).is_file():
         return None
-    from ..extract.plan import rename_to_spec
+    from ..evaluate.sets import golden_frames_for
 
-    golden = pd.read_parquet(path)
-    names = rename_to_spec(golden.columns, spec)
-    return golden.loc[golden[spec.name].notna()].rename(columns=names)
+    return golden_frames_for(path, spec.name)
 
 
 def run_sample(

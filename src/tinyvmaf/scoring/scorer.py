@@ -53,6 +53,12 @@ def model_teacher(path: str | Path) -> str:
     return TEACHER
 
 
+def display_name(key: str) -> str:
+    """A logged key as the output names it: v0.6.1's short names (as its sidecars do), every other key whole."""
+    short = key.removeprefix("integer_")
+    return short if short in FEATURES else key
+
+
 def libvmaf_key(feature: str) -> str:
     """A sidecar's feature name as libvmaf logs it: v0.6.1's short names get ``integer_``, keys stay."""
     return f"integer_{feature}" if feature in FEATURES else feature
@@ -169,7 +175,7 @@ def score(
                 "frame": f["frame"],
                 "teacher": float(f[teacher]),
                 "scores": {n: float(p[i]) for n, p in preds.items()},
-                **{k: f[k] for k in features},
+                **{display_name(k): f[k] for k in features},
             }
         )
     pooled_teacher = float(feats["pooled"][teacher])
