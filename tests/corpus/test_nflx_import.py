@@ -288,7 +288,7 @@ dis_videos = [{{'asset_id': 1, 'content_id': 0, 'os': [4.0, 3.0, 4.0, 5.0],
     assert list(df["key"].unique()) == ["src01_1"]
     assert len(df) == pair["frames"]
     assert math.isclose(df["vmaf_v0.6.1"].mean(), pair["expected"]["vmaf"], abs_tol=spec["tolerance"])
-    assert math.isclose(df["adm2"].mean(), pair["expected"]["adm2"], abs_tol=spec["tolerance"])
+    assert math.isclose(df["integer_adm2"].mean(), pair["expected"]["adm2"], abs_tol=spec["tolerance"])
     assert read_manifest(manifest)[0].mos == 4.0
 
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 #: golden.json calls the pooled score ``vmaf``; the CLI names it after the model.
-_KEY = {"vmaf": "vmaf_v0.6.1"}
+#: The golden file's names → the pooled output's keys (`tinyvmaf features` prints libvmaf's own keys).
+_KEY = {"vmaf": "vmaf_v0.6.1", **{f: f"integer_{f}" for f in ("adm2", "motion2", *(f"vif_scale{i}" for i in range(4)))}}
 
 
 def _features(golden_dir: Path, pair: dict) -> dict:

@@ -59,8 +59,18 @@ def test_the_carried_golden_sets_pass(passing: tuple[int, dict, Path]) -> None:
     assert crit["netflix/sparks_480x270_10bit/motion2"]["threshold"] == 0.0005  # expected_loose
     assert all(c["value"] < 5e-5 for k, c in crit.items() if k.count("/") == 1)
     assert {f"project/{r.name}" for r in PROJECT_RECIPES} <= set(report["checks"]["project"]["criteria"])
-    assert report["checks"]["teacher"]["criteria"]["teacher/max_abs_dev"]["value"] <= 2e-4
+    teacher = report["checks"]["teacher"]["criteria"]
+    assert teacher["teacher/vmaf_v0.6.1/max_abs_dev"]["value"] <= 2e-4
+    # every configured teacher within the six-decimal rounding bound on every frame it scored
+    for t in ("vmaf_v0.6.1", "vmaf_v1.0.16_3d0h"):
+        assert 0 < teacher[f"teacher/{t}/rounding_ratio"]["value"] <= 1.0, t
+    # Netflix's own vmaf CLI on src01, vmaf_v1.0.16_3d0h: 92.207303, 88.339059, 86.194434; pooled 88.913599
+    assert crit["netflix/src01_576x324_10bit/vmaf_v1.0.16_3d0h/frames"]["value"] <= 1e-4
+    assert crit["netflix/src01_576x324_10bit/vmaf_v1.0.16_3d0h/pooled"]["value"] <= 1e-4
     frames = pd.read_parquet(tmp / "golden.parquet")
+    # the project pairs (256x144) are v0.6.1's only: SpEED cannot run on them
+    assert frames.loc[frames["set"] == "project", "vmaf_v1.0.16_3d0h"].isna().all()
+    assert frames.loc[frames["set"] == "netflix", "vmaf_v1.0.16_3d0h"].notna().all()
     assert frames.groupby("set").size().to_dict() == {"netflix": 3 + 3 + 5 + 5, "project": 6 * len(PROJECT_RECIPES)}
     assert "**PASS**" in (tmp / "golden.md").read_text()
 
@@ -120,7 +130,7 @@ def test_a_pin_without_sha256_is_an_error_naming_the_pin(tmp_path: Path) -> None
         else:
             spec["pairs"][-1]["sha256"] = bad
         (golden / "project.json").write_text(json.dumps(spec))
-        report, _ = run_golden(golden, golden_config("project"), teacher=TEACHER, ffmpeg=None)
+        report, _ = run_golden(golden, golden_config("project"), teachers=[TEACHER], ffmpeg=None)
         assert not report.passed and "project" in report.failed, bad
         error = report.check("project").error
         assert error is not None and f"[{name!r}]" in error and "sha256" in error, (bad, error)
@@ -132,7 +142,7 @@ def test_an_empty_netflix_set_is_an_error(tmp_path: Path) -> None:
     spec = json.loads((golden / "netflix" / "golden.json").read_text())
     spec["pairs"] = []
     (golden / "netflix" / "golden.json").write_text(json.dumps(spec))
-    report, table = run_golden(golden, golden_config("netflix"), teacher=TEACHER, ffmpeg=None)
+    report, table = run_golden(golden, golden_config("netflix"), teachers=[TEACHER], ffmpeg=None)
     assert report.failed == ["netflix", "teacher"] and table.empty
     assert "lists no pairs" in report.check("netflix").error
     assert "no golden frames" in report.check("teacher").error
@@ -152,4 +162,4 @@ def test_a_nan_deviation_fails_the_pair_wherever_it_is() -> None:
     compare("netflix", "pair_b", {"vmaf": 70.0}, {}, 5e-5, res)  # nothing expected: nothing vouched for
     assert not res.criteria[0].passed and res.criteria[0].value is None
     with pytest.raises(ValueError, match="no frames"):
-        pooled([], TEACHER)
+        pooled([])

@@ -40,8 +40,9 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_sigint_during_training_keeps_the_previous_checkpoint(kit: Kit, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    out.mkdir()
-    ckpt = out / "best.ckpt"
+    (out / "models" / "vmaf_v0.6.1").mkdir(parents=True)
+    (out / "samples").mkdir()
+    ckpt = out / "models" / "vmaf_v0.6.1" / "best.ckpt"
     shutil.copy(kit.ckpt, ckpt)  # a good checkpoint from an earlier run
     old = ckpt.read_bytes()
     from tinyvmaf.sample.stage import make_samples
@@ -50,12 +51,8 @@ def test_sigint_during_training_keeps_the_previous_checkpoint(kit: Kit, tmp_path
         "train.epochs=500",
         "train.jobs=2",
         "sweep.archs=[mlp_32x2,mlp_64x2]",
-        f"paths.ckpt={ckpt}",
-        f"paths.samples={out / 'samples.parquet'}",
-        f"paths.train_metrics={out / 'train.json'}",
-        f"paths.train_plots={out / 'plots'}",
     ]
-    params = kit.params(out, *over)
+    params = kit.params(out, *over, paths={"models_dir": out / "models", "samples_dir": out / "samples"})
     import numpy as np
     import pandas as pd
 
@@ -66,8 +63,10 @@ def test_sigint_during_training_keeps_the_previous_checkpoint(kit: Kit, tmp_path
     labels = pd.read_parquet(kit.labels)
     train = labels.loc[labels["split"] == "train", list(FEATURES)].to_numpy(np.float64)
     samples, _ = make_samples(train, config("sample.count=20000", "sample.val_count=2000").sample, "vmaf_v0.6.1")
-    samples.to_parquet(out / "samples.parquet", index=False)
+    samples.to_parquet(out / "samples" / "vmaf_v0.6.1.parquet", index=False)
 
+    metrics = out / "metrics" / "vmaf_v0.6.1" / "train.json"
+    metrics_before = metrics.read_bytes()  # the kit's, from the earlier run
     log = out / "train.log"
     proc = start(["train", "--params", str(params), "--no-mlflow", "--conf-dir", str(REPO / "conf")], out, log)
     deadline = time.monotonic() + 180
@@ -79,7 +78,7 @@ def test_sigint_during_training_keeps_the_previous_checkpoint(kit: Kit, tmp_path
     assert rc == 130, log.read_text()[-2000:]
     assert "interrupted" in log.read_text()
     assert ckpt.read_bytes() == old
-    assert not (out / "train.json").exists()
+    assert metrics.read_bytes() == metrics_before
     assert leftovers(out) == []
 
 
@@ -91,7 +90,7 @@ def test_sigint_during_export_leaves_old_or_whole_files(kit: Kit, tmp_path: Path
     target = model_dir / f"{MODEL_ID}.onnx"
     shutil.copy(REPO / "assets" / "peers" / "vmaf_tiny_v2.onnx", target)  # some earlier file
     old, new = target.read_bytes(), kit.onnx.read_bytes()
-    params = kit.params(out, f"paths.onnx={target}", f"paths.model_dir={model_dir}")
+    params = kit.params(out, paths={"model_dir": model_dir})
     log = out / "export.log"
     proc = start(["export", "--params", str(params)], out, log)
     time.sleep(delay)

@@ -209,12 +209,12 @@ def test_train_stage_writes_ckpt_metrics_and_plots(
     # the selected arch (mlp_64x2) overridden; two processes, as the DVC stage runs by default
     overrides = ["train.epochs=2", "train.batch_size=32", "train.jobs=2", "arch.width=16"]
     Path("params.yaml").write_text(compose_text(REPO / "conf", overrides))
-    Path("plots/train").mkdir(parents=True)
-    Path("plots/train/stale_arch.csv").write_text("epoch\n")
+    Path("plots/vmaf_v0.6.1/train").mkdir(parents=True)
+    Path("plots/vmaf_v0.6.1/train/stale_arch.csv").write_text("epoch\n")
     args = ["train", "--labels", str(labels_path), "--samples", str(samples_path), "--conf-dir", str(REPO / "conf")]
     assert cli_main(args) == 0
 
-    metrics = json.loads(Path("metrics/train.json").read_text())
+    metrics = json.loads(Path("metrics/vmaf_v0.6.1/train.json").read_text())
     archs = metrics["archs"]
     assert set(archs) == {"mlp_32x2", "mlp_64x2", "mlp_64x3"}
     assert archs["mlp_64x2"]["width"] == 16 and archs["mlp_32x2"]["width"] == 32
@@ -223,10 +223,10 @@ def test_train_stage_writes_ckpt_metrics_and_plots(
     assert metrics["winner"] == min(tied, key=lambda a: archs[a]["val_rmse"])
     assert metrics["val_plcc"] == archs[metrics["winner"]]["val_plcc"]
     assert "test" not in json.dumps(metrics)  # test numbers are the gate's, never the train stage's
-    _, hp = load_student("models/best.ckpt")
+    _, hp = load_student("models/vmaf_v0.6.1/best.ckpt")
     assert hp["arch"] == metrics["winner"]
-    assert sorted(p.name for p in Path("plots/train").iterdir()) == [f"{a}.csv" for a in sorted(archs)]
-    curve = pd.read_csv("plots/train/mlp_32x2.csv")
+    assert sorted(p.name for p in Path("plots/vmaf_v0.6.1/train").iterdir()) == [f"{a}.csv" for a in sorted(archs)]
+    curve = pd.read_csv("plots/vmaf_v0.6.1/train/mlp_32x2.csv")
     assert list(curve.columns) == [
         "epoch",
         "val_plcc",
@@ -240,12 +240,12 @@ def test_train_stage_writes_ckpt_metrics_and_plots(
     assert curve["epoch"].tolist() == [0, 1]
 
     # Same data and params: the metrics file and the checkpoint's weights come out byte-for-byte the same.
-    first_metrics = Path("metrics/train.json").read_bytes()
-    first_state = torch.load("models/best.ckpt", weights_only=False)["state_dict"]
+    first_metrics = Path("metrics/vmaf_v0.6.1/train.json").read_bytes()
+    first_state = torch.load("models/vmaf_v0.6.1/best.ckpt", weights_only=False)["state_dict"]
     Path("params.yaml").write_text(compose_text(REPO / "conf", [*overrides[:-2], "train.jobs=1", overrides[-1]]))
     assert cli_main(args) == 0  # one process this time: the jobs setting changes the wall time, not the result
-    assert Path("metrics/train.json").read_bytes() == first_metrics
-    again = torch.load("models/best.ckpt", weights_only=False)["state_dict"]
+    assert Path("metrics/vmaf_v0.6.1/train.json").read_bytes() == first_metrics
+    again = torch.load("models/vmaf_v0.6.1/best.ckpt", weights_only=False)["state_dict"]
     assert all(torch.equal(first_state[k], again[k]) for k in first_state)
 
 
@@ -264,8 +264,10 @@ def _sweep(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
 def test_hydra_sweep_logs_one_parent_three_children(labels_path: Path, samples_path: Path, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    (tmp_path / "labels.parquet").write_bytes(labels_path.read_bytes())
-    (tmp_path / "samples.parquet").write_bytes(samples_path.read_bytes())
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "labels" / "vmaf_v0.6.1.parquet").write_bytes(labels_path.read_bytes())
+    (tmp_path / "samples" / "vmaf_v0.6.1.parquet").write_bytes(samples_path.read_bytes())
     proc = _sweep(tmp_path, "arch=mlp_32x2,mlp_64x2,mlp_64x3", "train.epochs=2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "mlruns").exists()
