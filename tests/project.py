@@ -176,3 +176,41 @@ def journal_lines(cache_dir: Path) -> list[str]:
     """Real libvmaf runs recorded in a cache folder's journal."""
     path = cache_dir / "journal.log"
     return path.read_text().splitlines() if path.is_file() else []
+
+
+def expand_stages(dvc_yaml: dict, params: dict) -> dict[str, dict]:
+    """``dvc.yaml``'s stages as DVC runs them: ``foreach`` expanded (``name@key``), ``${key}``/``${item.X}``
+    substituted; ``${paths...}`` left for the caller (or :func:`resolved`)."""
+    import re
+
+    out: dict[str, dict] = {}
+    for name, spec in dvc_yaml["stages"].items():
+        if "foreach" not in spec:
+            out[name] = spec
+            continue
+        over = spec["foreach"]
+        m = re.fullmatch(r"\$\{(\w+)\}", over)
+        assert m, f"{name}: foreach {over!r} is not a ${{params key}}"
+        for key, item in params[m[1]].items():
+
+            def sub(v, key=key, item=item):
+                if isinstance(v, str):
+                    v = v.replace("${key}", key)
+                    return re.sub(r"\$\{item\.(\w+)\}", lambda g: str(item[g[1]]), v)
+                if isinstance(v, list):
+                    return [sub(x) for x in v]
+                if isinstance(v, dict):
+                    return {sub(k): sub(x) for k, x in v.items()}
+                return v
+
+            out[f"{name}@{key}"] = sub(spec["do"])
+    return out
+
+
+def resolved(dvc_yaml: dict, params: dict) -> dict[str, dict]:
+    """:func:`expand_stages` with every ``${...}`` resolved from ``params`` (entries ``{PATH: opts}`` keep opts)."""
+    from omegaconf import OmegaConf
+
+    stages = expand_stages(dvc_yaml, params)
+    cfg = OmegaConf.create({**params, "_stages": stages})
+    return OmegaConf.to_container(cfg, resolve=True)["_stages"]

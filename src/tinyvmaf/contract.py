@@ -10,7 +10,9 @@ from __future__ import annotations
 #: canonical-6: the integer features libvmaf reports, in the order the libvmaf fork's runtime feeds them.
 FEATURES: tuple[str, ...] = ("adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2")
 N_FEATURES = len(FEATURES)
-#: The teacher every student is distilled from.
+#: The content-grouped splits of the label stage.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: The teacher of the v0.6.1 student (the first configured one; the golden values are its).
 TEACHER = "vmaf_v0.6.1"
 
 #: ONNX interface: opset, IR version (ONNX 1.12, what older runtimes accept), input and output.

@@ -33,7 +33,7 @@ from tinyvmaf.cli import COMMANDS
 from tinyvmaf.common.audit import ENV as AUDIT_ENV
 
 from kit import REPO
-from project import run
+from project import expand_stages, run
 
 if TYPE_CHECKING:
     from servers import Pipeline
@@ -102,8 +102,18 @@ def closure(start: list[str]) -> set[Path]:
     return {f.relative_to(REPO) for f in files if f is not None}
 
 
+def _params(stage_reads: dict | None = None) -> dict:
+    """The repository's params; with ``stage_reads``, only the students the audited copy had (FAST_CONF: v061)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    if stage_reads is not None:
+        keys = {name.partition("@")[2] for name in stage_reads if "@" in name}
+        params["students"] = {k: v for k, v in params["students"].items() if k in keys}
+    return params
+
+
 def stages() -> dict[str, dict]:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """The repository's stages as DVC runs them (``foreach`` expanded over params.yaml's students)."""
+    return expand_stages(yaml.safe_load((REPO / "dvc.yaml").read_text()), _params())
 
 
 def command_modules(cmd: str) -> list[str]:
@@ -136,7 +146,7 @@ def test_removing_a_dep_is_caught() -> None:
         "src/tinyvmaf/media/video.py",
     ]
     # and a lazy import inside a function counts too: the gate's parity check loads the checkpoint lazily
-    gate = stages()["gate"]
+    gate = stages()["gate@v061"]
     deps = [d for d in gate["deps"] if d != "src/tinyvmaf/student"]
     assert "src/tinyvmaf/student/checkpoint.py" in uncovered(closure(command_modules(gate["cmd"])), deps)
 
@@ -155,7 +165,7 @@ def resolved_stages(dvc_yaml: dict, params: dict) -> dict[str, dict]:
     """
     stages = {
         name: {k: [_path(e) for e in v] if k in ("deps", "outs", "metrics", "plots") else v for k, v in spec.items()}
-        for name, spec in dvc_yaml["stages"].items()
+        for name, spec in expand_stages(dvc_yaml, params).items()
     }
     cfg = OmegaConf.create({**params, "_stages": stages})
     return OmegaConf.to_container(cfg, resolve=True)["_stages"]
@@ -214,7 +224,8 @@ def stage_reads(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copytree(pipeline.cache_dir, cache)
     proj = proj.resolve()
     reads: dict[str, set[str]] = {}
-    for name, spec in yaml.safe_load((proj / "dvc.yaml").read_text())["stages"].items():
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for name, spec in expand_stages(yaml.safe_load((proj / "dvc.yaml").read_text()), params).items():
         log = root / f"{name}.log"
         extra = {AUDIT_ENV: str(log), "TINYVMAF_CACHE_DIR": str(cache), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/m.db"}
         run(spec["cmd"], proj, extra, timeout=600)
@@ -224,11 +235,12 @@ def stage_reads(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.mark.slow
 def test_stage_deps_cover_the_files_its_command_reads(stage_reads: dict[str, set[str]]) -> None:
-    stages = resolved_stages(yaml.safe_load((REPO / "dvc.yaml").read_text()), _params())
+    stages = resolved_stages(yaml.safe_load((REPO / "dvc.yaml").read_text()), _params(stage_reads))
     assert set(stage_reads) == set(stages)
     # the hook saw what each stage reads through Python (so an empty record cannot pass)
     assert "data/manifest.csv" in stage_reads["extract"]
-    assert "data.dvc" in stage_reads["export"] and "metrics/golden.json" in stage_reads["gate"]
+    assert "data.dvc" in stage_reads["export@v061"] and "metrics/golden.json" in stage_reads["gate@v061"]
+    assert "metrics/vmaf_v0.6.1/gate.json" in stage_reads["registry"]
     problems = {name: unread_deps(stage_reads[name], spec) for name, spec in stages.items()}
     problems = {name: missing for name, missing in problems.items() if missing}
     assert not problems, f"stages that read files they do not depend on: {problems}"
@@ -238,10 +250,27 @@ def test_stage_deps_cover_the_files_its_command_reads(stage_reads: dict[str, set
 def test_a_missing_file_dep_is_caught(stage_reads: dict[str, set[str]]) -> None:
     """A copy of dvc.yaml without export's dep on the corpus (whose data.dvc md5 export records) fails."""
     doc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    doc["stages"]["export"]["deps"].remove("${paths.data}")
-    stages = resolved_stages(doc, _params())
-    assert unread_deps(stage_reads["export"], stages["export"]) == ["data.dvc"]
+    doc["stages"]["export"]["do"]["deps"].remove("${paths.data}")
+    stages = resolved_stages(doc, _params(stage_reads))
+    assert unread_deps(stage_reads["export@v061"], stages["export@v061"]) == ["data.dvc"]
 
 
-def _params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+def test_dvc_yaml_names_the_files_student_paths_names() -> None:
+    """dvc.yaml spells each student's files with ``${item.*}``; they must be StudentPaths' (what the code writes)."""
+    from tinyvmaf.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    stages = resolved_stages(yaml.safe_load((REPO / "dvc.yaml").read_text()), _params())
+    for key in params.students:
+        p = params.student(key).paths
+        expect = {
+            "label": {p.labels},
+            "sample": {p.samples, p.sample_metrics},
+            "train": {p.ckpt, p.arch_ckpts, p.train_metrics, p.train_plots},
+            "export": {p.onnx, p.onnx.removesuffix(".onnx") + ".json", p.exact_onnx, p.exact_onnx[:-5] + ".json"},
+            "eval": {p.eval_metrics, p.figures, p.model_card},
+            "gate": {p.gate_metrics, p.gate_report},
+        }
+        for stage, files in expect.items():
+            assert set(outs_of(stages[f"{stage}@{key}"])) == files, (stage, key)
+    assert outs_of(stages["registry"]) == [params.paths.registry]

@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..config.schema import DenseEvalConfig, DenseSpecEvalConfig, SpecSampleConfig
 from ..contract import FEATURES
+from ..extract.plan import golden_frames_for, scored_by  # noqa: F401 - part of this module's API
 
 SETS = ("dense", "test", "golden")  # and "dense_zero" for teachers with the chroma correction
 _N_QUALITY = len(FEATURES) - 1
@@ -134,26 +135,6 @@ def split_set(labels: str | Path | pd.DataFrame, split: str, teacher: str) -> Ev
     return frames_set(split, part, teacher, str(labels), "key", _order(teacher))
 
 
-def golden_frames_for(golden_frames: str | Path | pd.DataFrame, teacher: str) -> pd.DataFrame:
-    """The golden frames ``teacher`` scored, its features under the spec's short names."""
-    from ..extract.plan import rename_to_spec
-    from ..teacher.spec import load_spec
-
-    df = golden_frames if isinstance(golden_frames, pd.DataFrame) else pd.read_parquet(golden_frames)
-    if teacher not in df.columns:
-        raise KeyError(f"{golden_frames}: no {teacher!r} column (the golden stage did not score this teacher)")
-    names = rename_to_spec(df.columns, load_spec(teacher))
-    return df.loc[scored_by(df, teacher)].rename(columns=names).reset_index(drop=True)
-
-
-def scored_by(golden: pd.DataFrame, teacher: str) -> pd.Series:
-    """Rows of the golden pairs ``teacher`` was run on (the project pairs are v0.6.1's only).
-
-    By pair, not by row: a NaN inside a pair the teacher scored stays, so the figures fail closed.
-    """
-    return golden.groupby(["set", "pair"], sort=False)[teacher].transform(lambda v: v.notna().any()).astype(bool)
-
-
 def golden_set(golden_frames: str | Path, teacher: str) -> EvalSet:
     df = golden_frames_for(golden_frames, teacher)
     part = df[df["set"] == "netflix"].reset_index(drop=True)
@@ -180,8 +161,8 @@ def standard_sets(
     The v0.6.1 family is measured on :func:`dense_rows`; any other teacher on
     its own generic dense set (``dense_spec``/``sample_spec`` required).
     """
-    from ..sample.stage import uses_v061_generators
     from ..teacher.spec import load_spec
+    from ..teacher.spec import v061_family as uses_v061_generators
 
     spec = load_spec(teacher)
     df = labels if isinstance(labels, pd.DataFrame) else pd.read_parquet(labels)

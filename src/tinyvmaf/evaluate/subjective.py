@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..common.metrics import pearson, rounded, spearman
-from ..label.stage import SPLITS
+from ..contract import SPLITS
 
 #: The fewest scored clips the figures are computed on: a correlation of two points is always ±1.
 MIN_CLIPS = 3

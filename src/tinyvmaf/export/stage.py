@@ -235,14 +235,14 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
 
 def sidecar_features(spec: Any) -> list[str]:
     """The sidecar's ``features``: canonical-6 short names for the v0.6.1 family (unchanged), else libvmaf keys."""
-    from ..sample.stage import uses_v061_generators
+    from ..teacher.spec import v061_family as uses_v061_generators
 
     return list(spec.order) if uses_v061_generators(spec) else list(spec.keys)
 
 
 def training_box(params: Config, spec: Any) -> dict[str, Any]:
     """Where the student was taught, for the sidecar and metadata (scoring warns outside it)."""
-    from ..sample.stage import uses_v061_generators
+    from ..teacher.spec import v061_family as uses_v061_generators
 
     if uses_v061_generators(spec):
         return {"quality_max": params.sample.bounds.quality_max, "motion2_max": params.sample.bounds.motion2_max}

@@ -98,3 +98,24 @@ def rename_to_spec(columns: Iterable[str], spec: TeacherSpec) -> dict[str, str]:
             "(is the teacher in the extract stage's list? `tinyvmaf params` shows it)"
         )
     return dict(zip(spec.keys, spec.order, strict=True))
+
+
+def golden_frames_for(golden_frames: Any, teacher: str) -> Any:
+    """The golden frames ``teacher`` scored, its features under the spec's short names."""
+    import pandas as pd
+
+    from ..teacher.spec import load_spec
+
+    df = golden_frames if isinstance(golden_frames, pd.DataFrame) else pd.read_parquet(golden_frames)
+    if teacher not in df.columns:
+        raise KeyError(f"{golden_frames}: no {teacher!r} column (the golden stage did not score this teacher)")
+    names = rename_to_spec(df.columns, load_spec(teacher))
+    return df.loc[scored_by(df, teacher)].rename(columns=names).reset_index(drop=True)
+
+
+def scored_by(golden: Any, teacher: str) -> Any:
+    """Rows of the golden pairs ``teacher`` was run on (the project pairs are v0.6.1's only).
+
+    By pair, not by row: a NaN inside a pair the teacher scored stays, so the figures fail closed.
+    """
+    return golden.groupby(["set", "pair"], sort=False)[teacher].transform(lambda v: v.notna().any()).astype(bool)

@@ -96,8 +96,8 @@ def golden_check(golden_metrics: Path, teacher: str) -> CheckResult:
 
 def parity_rows(params: Config, labels: Path, teacher: str = TEACHER) -> dict[str, np.ndarray]:
     """Test rows, the corners of the data, random rows of the training box, and as many from an unseen seed."""
-    from ..sample.stage import uses_v061_generators
     from ..teacher.spec import load_spec
+    from ..teacher.spec import v061_family as uses_v061_generators
 
     spec = load_spec(teacher)
     order = list(spec.order)

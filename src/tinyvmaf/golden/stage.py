@@ -223,7 +223,7 @@ def project_check(
 
 def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) -> CheckResult:
     """Each callable teacher against libvmaf's logged score on every golden frame (see the module docstring)."""
-    from ..evaluate.sets import scored_by
+    from ..extract.plan import scored_by
     from ..teacher.spec import load_spec
 
     if table.empty:

@@ -37,11 +37,11 @@ import pandas as pd
 
 from ..common.atomic import atomic_path
 from ..config.schema import LabelConfig, SplitConfig
+from ..contract import SPLITS
 from ..corpus.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 LABEL_COLUMNS = ("label", "clip_label", "mos", "dmos", "mos100", "split")
 MIN_CONTENTS = 3  # one each for train, val and test
 

@@ -3,7 +3,6 @@
 tinyvmaf model check model/tiny          # sidecar and registry against the ONNX files, by name
 tinyvmaf model release                   # copy the gated model into the package (then commit it)
 tinyvmaf model promote                   # MLflow Model Registry: new version per student; champion if better
-tinyvmaf model registry                  # the DVC registry stage: registry.json from the passing gates
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from ..config.params import PARAMS_FILE
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
-    reg = sub.add_parser("registry", help="DVC registry stage: registry.json from every student's passing gate")
-    reg.add_argument("--params", default=PARAMS_FILE, help="composed params (default: params.yaml)")
     check = sub.add_parser("check", help="validate sidecars and registry.json against the ONNX files in DIR")
     check.add_argument("dir", type=Path)
     for name, text in (
@@ -53,12 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from ..config.params import load_params
 
     params = load_params(args.params)
-    if args.action == "registry":
-        from .registry import write_registry
-
-        path, entries = write_registry(params)
-        print(f"registry: {len(entries)} model(s) -> {path}")
-        return 0
     if args.action == "promote" and not args.student and not args.model:
         from .promote import promote
 

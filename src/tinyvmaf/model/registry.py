@@ -48,3 +48,18 @@ def write_registry(params: Config) -> tuple[Path, list[dict[str, Any]]]:
     path = Path(params.paths.registry)
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     return path, doc["models"]
+
+
+def register(parser: Any) -> None:
+    """``tinyvmaf registry``: the DVC registry stage (its own command: it imports nothing but the registry)."""
+    from ..config.params import PARAMS_FILE
+
+    parser.add_argument("--params", default=PARAMS_FILE, help="composed params (default: params.yaml)")
+
+
+def run(args: Any) -> int:
+    from ..config.params import load_params
+
+    path, entries = write_registry(load_params(args.params))
+    print(f"registry: {len(entries)} model(s) -> {path}")
+    return 0

@@ -47,7 +47,7 @@ import pandas as pd
 from ..common.atomic import atomic_path, atomic_write_text
 from ..config.schema import SampleConfig
 from ..contract import FEATURES
-from ..teacher.spec import TeacherSpec, load_spec
+from ..teacher.spec import TeacherSpec, load_spec, v061_family
 from .generators import GENERATORS, allocate, draw
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,8 @@ VAL_GENERATORS = ("uniform", "quality")
 GENERIC_VAL_GENERATORS = ("uniform", "corner")
 
 
-def uses_v061_generators(spec: TeacherSpec) -> bool:
-    """The hand-tuned canonical-6 generators serve the teachers over v0.6.1's six default-option features."""
-    return spec.order == FEATURES and all(f.key == f"integer_{f.name}" for f in spec.features)
+#: The hand-tuned canonical-6 generators serve the teachers over v0.6.1's six default-option features.
+uses_v061_generators = v061_family
 
 
 class TeacherMismatch(RuntimeError):
@@ -184,7 +183,7 @@ def golden_frames_of(path: str | Path | None, spec: TeacherSpec) -> pd.DataFrame
     """The golden frames that ``spec``'s teacher scored, its features renamed to the spec's short names."""
     if path is None or not Path(path).is_file():
         return None
-    from ..evaluate.sets import golden_frames_for
+    from ..extract.plan import golden_frames_for
 
     return golden_frames_for(path, spec.name)
 

@@ -242,6 +242,17 @@ def rounding_bound(
     return bound
 
 
+def v061_family(spec: TeacherSpec) -> bool:
+    """A teacher over v0.6.1's six default-option features (canonical-6): v0.6.1 itself, the 4K model, ...
+
+    Their students keep the fork's conventions (short names in the sidecar) and the hand-tuned
+    canonical-6 sampler; any other teacher gets the generic, spec-driven one.
+    """
+    from ..contract import FEATURES
+
+    return spec.order == FEATURES and all(f.key == f"integer_{f.name}" for f in spec.features)
+
+
 def filter_safe_path(path: Path | str) -> str:
     """``path`` (absolute, forward slashes) if it can go into ``model='path=...'`` unescaped, else an error."""
     text = Path(path).resolve().as_posix()
