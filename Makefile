@@ -46,10 +46,11 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks train.py
 
 # Leave-one-content-out over the corpus: one retraining per content (slow; not part of `make run`).
-# Writes metrics/loco.json (commit it); `dvc repro` then puts it in the model card.
+# Writes loco/<teacher>.json for every student (commit them); `dvc repro` puts them in the model cards.
 loco: setup corpus
 	dvc repro label
-	tinyvmaf eval --loco
+	for s in $$($(BIN)/python -c "import yaml; print(' '.join(yaml.safe_load(open('params.yaml'))['students']))"); do \
+		tinyvmaf eval --loco --student $$s || exit 1; done
 	dvc repro
 
 # The queued-sweep path (`tinyvmaf queue`) ten times in a row, each with new experiments.

@@ -122,6 +122,7 @@ class Kit:
                 "metrics_dir": out / "metrics",
                 "reports_dir": out / "reports",
                 "plots_dir": out / "plots",
+                "loco_dir": out / "loco",
                 "data_dvc": self.root / "data.dvc",
             },
             **(paths or {}),

@@ -209,8 +209,26 @@ def expand_stages(dvc_yaml: dict, params: dict) -> dict[str, dict]:
 
 def resolved(dvc_yaml: dict, params: dict) -> dict[str, dict]:
     """:func:`expand_stages` with every ``${...}`` resolved from ``params`` (entries ``{PATH: opts}`` keep opts)."""
+    import re
+
     from omegaconf import OmegaConf
 
-    stages = expand_stages(dvc_yaml, params)
+    def key(k: str) -> str:  # OmegaConf resolves values, not keys: ${a.b} in a key by hand
+        def look(m: re.Match) -> str:
+            v = params
+            for part in m[1].split("."):
+                v = v[part]
+            return str(v)
+
+        return re.sub(r"\$\{([\w.]+)\}", look, k)
+
+    def keys(v):
+        if isinstance(v, dict):
+            return {key(k): keys(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [keys(x) for x in v]
+        return v
+
+    stages = keys(expand_stages(dvc_yaml, params))
     cfg = OmegaConf.create({**params, "_stages": stages})
     return OmegaConf.to_container(cfg, resolve=True)["_stages"]

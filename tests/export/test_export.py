@@ -292,13 +292,15 @@ def test_model_card_shows_loco_and_says_when_it_is_stale(kit: Kit, tmp_path: Pat
         "folds": {"c01": fold},
         "worst": {"rmse": 0.02, "max_abs": 0.1},
     }
-    (tmp_path / "metrics" / TEACHER).mkdir(parents=True)
-    (tmp_path / "metrics" / TEACHER / "loco.json").write_text(json.dumps(loco))
+    (tmp_path / "loco").mkdir()
+    (tmp_path / "loco" / f"{TEACHER}.json").write_text(json.dumps(loco))
     archs = tmp_path / "models" / TEACHER / "archs"
     archs.mkdir(parents=True)
     shutil.copy(kit.ckpt, archs / "mlp_32x2.ckpt")  # a swept arch's checkpoint: measured too
     shutil.copy(kit.ckpt, archs.parent / "best.ckpt")
-    cfg = kit.config(tmp_path, paths={"models_dir": tmp_path / "models", "model_dir": tmp_path / "m"})
+    cfg = kit.config(
+        tmp_path, paths={"models_dir": tmp_path / "models", "model_dir": tmp_path / "m", "loco_dir": tmp_path / "loco"}
+    )
     export_model(cfg, ExportPaths.from_params(cfg))
     evaluate_model(cfg, ExportPaths.from_params(cfg))
     card = (tmp_path / "reports" / TEACHER / "model_card.md").read_text()

@@ -69,27 +69,27 @@ def test_exp_run_with_a_train_param(exp_repo: tuple[Path, dict[str, str]]) -> No
     import torch
 
     repo, env = exp_repo
-    base = json.loads((repo / "metrics" / "train.json").read_text())
+    base = json.loads((repo / "metrics" / "vmaf_v0.6.1" / "train.json").read_text())
     base_epochs = {a: m["epochs"] for a, m in base["archs"].items()}
     # A learning rate near the default, not one epoch: the experiment must still pass the default gate.
     out = run(["dvc", "exp", "run", "-S", "train.lr=0.015", "-n", "lower-lr"], repo, env)
     # Only what depends on train params ran; the features were not extracted again.
-    for stage in ("extract", "golden", "label", "sample"):
+    for stage in ("extract", "golden", "label@v061", "sample@v061"):
         assert f"Stage '{stage}' didn't change" in out, out
-    for stage in ("train", "export", "gate"):
+    for stage in ("train@v061", "export@v061", "eval@v061", "gate@v061"):
         assert f"Running stage '{stage}'" in out, out
     assert journal_lines(Path(env["TINYVMAF_CACHE_DIR"])) == []
 
     exp = experiments(repo, env)["lower-lr"]
     assert exp["params"]["train"]["lr"] == 0.015
     # The override reached the model (its checkpoint records it); the scores moved, the epochs did not.
-    ckpt = torch.load(repo / "models" / "best.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(repo / "models" / "vmaf_v0.6.1" / "best.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["train"]["lr"] == 0.015
-    train = exp["metrics"]["metrics/train.json"]
+    train = exp["metrics"]["metrics/vmaf_v0.6.1/train.json"]
     assert {a: m["epochs"] for a, m in train["archs"].items()} == base_epochs
     for arch, m in train["archs"].items():  # (trained to the default gate, PLCC rounds to 0.999999 either way)
         assert m["val_rmse"] != base["archs"][arch]["val_rmse"], arch
-    gate = exp["metrics"]["metrics/gate.json"]
+    gate = exp["metrics"]["metrics/vmaf_v0.6.1/gate.json"]
     assert gate is not None and gate["pass"] is True
 
     # Back to the baseline for the next test (a queued run starts from the workspace).
@@ -123,13 +123,13 @@ def test_queued_arch_sweep_and_exp_show(exp_repo: tuple[Path, dict[str, str]], r
     assert sorted(by_arch) == ["mlp_32x2", "mlp_64x2"], sorted(new)
     for arch, e in by_arch.items():
         assert e["params"]["sweep"]["archs"] == [arch]
-        train = e["metrics"]["metrics/train.json"]
+        train = e["metrics"]["metrics/vmaf_v0.6.1/train.json"]
         assert train["winner"] == arch and list(train["archs"]) == [arch]
-        gate = e["metrics"]["metrics/gate.json"]
+        gate = e["metrics"]["metrics/vmaf_v0.6.1/gate.json"]
         assert gate is not None and gate["pass"] is True, (arch, gate)
     # Different models, different scores: each experiment trained its own arch.
     assert (
-        by_arch["mlp_32x2"]["metrics"]["metrics/train.json"]["val_rmse"]
-        != (by_arch["mlp_64x2"]["metrics"]["metrics/train.json"]["val_rmse"])
+        by_arch["mlp_32x2"]["metrics"]["metrics/vmaf_v0.6.1/train.json"]["val_rmse"]
+        != (by_arch["mlp_64x2"]["metrics"]["metrics/vmaf_v0.6.1/train.json"]["val_rmse"])
     )
     assert journal_lines(Path(env["TINYVMAF_CACHE_DIR"])) == []

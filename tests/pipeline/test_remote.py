@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from project import REPO, journal_lines, run
+from project import REPO, expand_stages, journal_lines, run
 
 if TYPE_CHECKING:
     from servers import S3, Pipeline
@@ -50,8 +50,10 @@ def isolated_aws(root: Path) -> dict[str, str]:
     }
 
 
-def stage_names() -> list[str]:
-    return list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+def stage_names(project: Path = REPO) -> list[str]:
+    """The stages DVC runs in ``project`` (``foreach`` expanded over its params' students)."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    return list(expand_stages(yaml.safe_load((project / "dvc.yaml").read_text()), params))
 
 
 def test_every_stage_is_run_cacheable() -> None:
@@ -63,7 +65,9 @@ def test_every_stage_is_run_cacheable() -> None:
     files committed to git: metrics, plots, reports) is declared under its stage's
     ``metrics:`` or ``plots:``.
     """
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    stages = expand_stages(
+        yaml.safe_load((REPO / "dvc.yaml").read_text()), yaml.safe_load((REPO / "params.yaml").read_text())
+    )
     problems = []
     for name, stage in stages.items():
         if not stage.get("cmd") or not stage.get("deps"):
@@ -81,17 +85,17 @@ def test_every_stage_is_run_cacheable() -> None:
     assert not problems, "stages that cannot be restored from a remote run-cache:\n" + "\n".join(problems)
 
 
-def assert_nothing_ran(out: str, *, restored_only: bool) -> None:
-    """Every stage of dvc.yaml is reported up to date (or restored), and no command ran."""
+def assert_nothing_ran(out: str, *, restored_only: bool, project: Path) -> None:
+    """Every stage of ``project``'s dvc.yaml is reported up to date (or restored), and no command ran."""
     assert "Running stage" not in out, out
-    for name in stage_names():
+    for name in stage_names(project):
         restored = f"Stage '{name}' is cached - skipping run, checking out outputs" in out
         unchanged = f"Stage '{name}' didn't change, skipping" in out
         assert restored or (unchanged and not restored_only), f"stage {name!r} not restored:\n{out}"
 
 
 def assert_same_results(a: Path, b: Path) -> None:
-    metrics = sorted(p.relative_to(a) for p in (a / "metrics").glob("*.json"))
+    metrics = sorted(p.relative_to(a) for p in (a / "metrics").rglob("*.json"))
     assert metrics, "A has no metrics"
     for rel in [*metrics, Path(ONNX)]:
         assert (b / rel).read_bytes() == (a / rel).read_bytes(), rel
@@ -148,7 +152,7 @@ def share_and_restore(
     t0 = time.perf_counter()
     out = run(["dvc", "repro"], B, env)
     TIMINGS[f"B: dvc repro after the pull ({label})"] = time.perf_counter() - t0
-    assert_nothing_ran(out, restored_only=False)
+    assert_nothing_ran(out, restored_only=False, project=B)
     assert_same_results(A, B)
     assert_no_run_happened(B, b_cache)
 
@@ -160,7 +164,7 @@ def share_and_restore(
     t0 = time.perf_counter()
     out = run(["dvc", "repro", "--pull"], B2, env)
     TIMINGS[f"B': dvc repro --pull, no dvc.lock ({label})"] = time.perf_counter() - t0
-    assert_nothing_ran(out, restored_only=True)
+    assert_nothing_ran(out, restored_only=True, project=B2)
     assert_same_results(A, B2)
     assert_no_run_happened(B2, b2_cache)
     return [B, B2]

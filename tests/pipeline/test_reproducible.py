@@ -41,7 +41,7 @@ def outs(lock: dict) -> dict[str, str]:
 
 def test_the_shared_pipeline_passes_the_default_gate(pipeline: Pipeline) -> None:
     """Tests shrink the corpus, not the gates: the fixture's ``dvc repro`` passed the checkout's own thresholds."""
-    gate = json.loads((pipeline.path / "metrics" / "gate.json").read_text())
+    gate = json.loads((pipeline.path / "metrics" / "vmaf_v0.6.1" / "gate.json").read_text())
     assert gate["pass"] is True and gate["failed"] == [], gate["failed"]
     th = validate(compose_conf(REPO / "conf")).gate.fidelity
     crit = gate["checks"]["fidelity"]["criteria"]
@@ -72,7 +72,7 @@ def test_a_fresh_clone_on_another_cpu_reproduces_the_lock(pipeline: Pipeline, tm
     run(["dvc", "add", "-q", "data"], b)
     assert run(["git", "status", "--porcelain", "data.dvc"], b).strip() == "", "data.dvc differs from A's"
     out = run(["dvc", "repro"], b, {**env, "TINYVMAF_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
-    for stage in ("extract", "golden", "label", "sample", "train", "export", "gate"):
+    for stage in ("extract", "golden", *(f"{s}@v061" for s in ("label", "sample", "train", "export", "eval", "gate"))):
         assert f"Running stage '{stage}'" in out, out  # really recomputed, not restored
     digests = {rel: tree_digests(b / rel) for rel in STAGE_OUTS}
     differ = [rel for rel in STAGE_OUTS if digests[rel] != tree_digests(pipeline.path / rel)]
@@ -87,5 +87,10 @@ def test_a_fresh_clone_on_another_cpu_reproduces_the_lock(pipeline: Pipeline, tm
     # golden.json/golden.md name FFmpeg's sha256, here the wrapper's: the one expected difference.
     differ = sorted(p for p in a_outs if a_outs[p] != b_outs[p] and p not in GOLDEN_REPORTS)
     assert not differ, f"outputs that differ between two runs of the same pipeline: {differ}"
-    for rel in ("model/tiny/vmaf_tiny_fr_v2_nflx.onnx", "reports/model_card.md", "metrics/gate.json"):
+    for rel in (
+        "model/tiny/vmaf_tiny_fr_v2_nflx.onnx",
+        "reports/vmaf_v0.6.1/model_card.md",
+        "metrics/vmaf_v0.6.1/gate.json",
+        "model/tiny/registry.json",
+    ):
         assert (b / rel).read_bytes() == (pipeline.path / rel).read_bytes(), rel

@@ -77,6 +77,7 @@ class PathsConfig:
     metrics_dir: str = MISSING
     reports_dir: str = MISSING
     plots_dir: str = MISSING
+    loco_dir: str = MISSING
     model_dir: str = MISSING
     registry: str = MISSING
     peers_dir: str = MISSING
@@ -106,7 +107,7 @@ class StudentPaths:
     onnx: str  # model/tiny/<i>.onnx (sidecar: .json beside it)
     exact_onnx: str  # model/tiny/<exact id>.onnx: the teacher's exact graph
     eval_metrics: str  # metrics/<t>/eval.json
-    loco_metrics: str  # metrics/<t>/loco.json (make loco; committed)
+    loco_metrics: str  # loco/<t>.json (make loco; committed; the eval stage's dep is the folder)
     model_card: str  # reports/<t>/model_card.md
     figures: str  # reports/<t>/figures
     gate_metrics: str  # metrics/<t>/gate.json
@@ -135,7 +136,7 @@ class StudentPaths:
             onnx=f"{p.model_dir}/{model_id}.onnx",
             exact_onnx=f"{p.model_dir}/{exact_id}.onnx",
             eval_metrics=f"{p.metrics_dir}/{t}/eval.json",
-            loco_metrics=f"{p.metrics_dir}/{t}/loco.json",
+            loco_metrics=f"{p.loco_dir}/{t}.json",
             model_card=f"{p.reports_dir}/{t}/model_card.md",
             figures=f"{p.reports_dir}/{t}/figures",
             gate_metrics=f"{p.metrics_dir}/{t}/gate.json",

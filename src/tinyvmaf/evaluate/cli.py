@@ -3,7 +3,7 @@
 tinyvmaf eval                         # the pipeline's model and the peers, on dense/test/golden
 tinyvmaf eval --model a.onnx --model b.onnx --json
 tinyvmaf eval --stage --student KEY   # the DVC eval stage: eval.json, figures, model card
-tinyvmaf eval --loco                  # retrain per held-out content -> metrics/<teacher>/loco.json (make loco)
+tinyvmaf eval --loco                  # retrain per held-out content -> loco/<teacher>.json (make loco)
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def _val_table(val: dict[str, float]) -> list[str]:
 
 def _loco_section(loco: dict[str, Any] | None, data_version: str) -> list[str]:
     if not loco:
-        return ["Not computed for this data (`make loco` writes `metrics/loco.json`, then `dvc repro`)."]
+        return ["Not computed for this data (`make loco` writes `loco/<teacher>.json`, then `dvc repro`)."]
     lines = []
     if loco.get("data_version") != data_version:
         lines += [

@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         for key in params.students:
             sp = params.student(key).paths
-            p = promote(params, Path(sp.onnx), Path(sp.gate_metrics), key)
-            print(f"registered {p.name} version {p.version}: {p.reason}")
+            print(_promoted(params, promote(params, Path(sp.onnx), Path(sp.gate_metrics), key)))
         return 0
     st = params.student(args.student)
     onnx_path = Path(args.model or st.paths.onnx)
@@ -70,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .promote import promote
 
-    p = promote(params, onnx_path, gate, st.key)
+    print(_promoted(params, promote(params, onnx_path, gate, st.key)))
+    return 0
+
+
+def _promoted(params, p) -> str:  # noqa: ANN001 - Config, Promotion (imported lazily)
     verdict = (
         f"-> @{params.mlflow.alias}"
         if p.champion
         else f"(@{params.mlflow.alias} stays on version {p.previous_champion})"
     )
-    print(f"registered {p.name} version {p.version} {verdict}: {p.reason}")
-    return 0
+    return f"registered {p.name} version {p.version} {verdict}: {p.reason}"

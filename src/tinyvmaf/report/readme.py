@@ -26,13 +26,14 @@ import yaml
 
 README = "README.md"
 _BLOCK = re.compile(
-    r"(?P<begin><!-- tinyvmaf:(?P<name>[a-z_]+) begin[^>]*-->\n)(?P<body>.*?)(?P<end><!-- tinyvmaf:(?P=name) end -->)",
+    r"(?P<begin><!-- tinyvmaf:(?P<name>[a-z0-9_]+) begin[^\n]*?-->\n)(?P<body>.*?)(?P<end><!-- tinyvmaf:(?P=name) end -->)",
     re.S,
 )
 
 SET_TITLES = {
     "dense": "Held-out dense set (Gaussian copula, not a training generator)",
     "test": "Test contents (frames of sources no training row came from)",
+    "dense_zero": "Held-out dense rows with speed_chroma_uv = 0 (libvmaf's chroma correction)",
     "golden": "Netflix golden pairs (real 10-bit content, outside any corpus)",
 }
 
@@ -43,7 +44,7 @@ _STUDENT_FILES = {
     "train_metrics": ("metrics_dir", "train.json"),
     "sample_metrics": ("metrics_dir", "sample.json"),
     "gate_metrics": ("metrics_dir", "gate.json"),
-    "loco_metrics": ("metrics_dir", "loco.json"),
+    "loco_metrics": ("loco_dir", ".json"),
     "model_card": ("reports_dir", "model_card.md"),
 }
 
@@ -83,6 +84,8 @@ class Results:
     def path(self, key: str) -> str:
         if key in _STUDENT_FILES:
             folder, name = _STUDENT_FILES[key]
+            if name.startswith("."):  # a file per teacher in the folder, not a folder per teacher
+                return f"{self.params['paths'][folder]}/{self.teacher_name}{name}"
             return f"{self.params['paths'][folder]}/{self.teacher_name}/{name}"
         return self.params["paths"][key]
 
@@ -213,7 +216,7 @@ def loco(r: Results) -> str:
         f"Worst fold ({doc['arch']}): RMSE {w['rmse']:.4f}, max {w['max_abs']:.3f} "
         f"(targets: ≤ 0.1 and ≤ 0.5 for every content; `{r.path('loco_metrics')}`).",
     ]
-    small_path = r.path("loco_metrics").replace("loco.json", "loco_mlp_32x2.json")
+    small_path = r.path("loco_metrics").replace(".json", "_mlp_32x2.json")
     small = r.optional(small_path)
     if small:
         arch = r.train["archs"].get(small["arch"], {})
@@ -239,8 +242,9 @@ def teachers(r: Results) -> str:
         gate = s.load(s.path("gate_metrics"))
         loco_doc = s.optional(s.path("loco_metrics"))
         loco_txt = f"{loco_doc['worst']['rmse']:.4f} / {loco_doc['worst']['max_abs']:.3f}" if loco_doc else "—"
-        feats = s.load(s.path("sample_metrics")).get("box") or {}
-        names = [k for k in feats if k != "zero_share"] or ["adm2", "vif_scale0..3", "motion2"]
+        from tinyvmaf.teacher.spec import load_spec
+
+        names = list(load_spec(st["teacher"]).order)
         rows.append(
             [
                 f"`{st['teacher']}`",
@@ -265,7 +269,7 @@ def teachers(r: Results) -> str:
         "exact graph: dense RMSE",
         "gate",
     ]
-    return "\n".join([*_table(head, rows), "", "(`metrics/<teacher>/{eval,gate,sample,loco}.json`.)"])
+    return "\n".join([*_table(head, rows), "", "(`metrics/<teacher>/{eval,gate,sample}.json`, `loco/<teacher>.json`.)"])
 
 
 def of_student(key: str, block: Callable[[Results], str]) -> Callable[[Results], str]:
@@ -284,7 +288,7 @@ BLOCKS: dict[str, tuple[Callable[[Results], str], str]] = {
     "teacher": (teacher, "metrics/vmaf_v0.6.1/sample.json"),
     "train": (train, "metrics/vmaf_v0.6.1/train.json"),
     "fidelity": (fidelity, "metrics/vmaf_v0.6.1/eval.json"),
-    "loco": (loco, "metrics/vmaf_v0.6.1/loco.json, metrics/vmaf_v0.6.1/loco_mlp_32x2.json"),
+    "loco": (loco, "loco/vmaf_v0.6.1.json, loco/vmaf_v0.6.1_mlp_32x2.json"),
     "teachers": (teachers, "metrics/<teacher>/*.json"),
     "fidelity_v1016": (of_student("v1016_3d0h", fidelity), "metrics/vmaf_v1.0.16_3d0h/eval.json"),
     "teacher_v1016": (of_student("v1016_3d0h", teacher), "metrics/vmaf_v1.0.16_3d0h/sample.json"),
