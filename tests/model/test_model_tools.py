@@ -138,6 +138,11 @@ def test_promotion_only_for_a_passing_better_model(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     cfg = kit.config(tmp_path)
+    # the eval stage's agreement with subjective scores goes to the promote run (here a corpus with DMOS)
+    sub = {"split": "test", "scale": "dmos", "n_clips": 4, "n_contents": 2,
+           "predictors": {"teacher": {"plcc": 0.91, "srocc": 0.9, "rmse": 7.5},
+                          "student": {"plcc": 0.9, "srocc": 0.9, "rmse": 7.6}}}  # fmt: skip
+    (tmp_path / "metrics" / "vmaf_v0.6.1" / "eval.json").write_text(json.dumps({"subjective": sub}))
     first = promote(cfg, kit.onnx, gated)
     assert (first.version, first.champion) == ("1", True)
     again = promote(cfg, kit.onnx, gated)  # the same figures: registered, not crowned
@@ -160,6 +165,9 @@ def test_promotion_only_for_a_passing_better_model(
     champ = client.get_model_version_by_alias("vmaf_tiny_fr", "champion")
     assert str(champ.version) == "3"
     assert {"data_version", "git_commit", "onnx_sha256", "gate.fidelity/dense/rmse"} <= set(champ.tags)
+    run = client.get_run(client.get_model_version("vmaf_tiny_fr", "1").run_id)
+    assert run.data.metrics["subjective_student_rmse"] == 7.6 and run.data.metrics["subjective_teacher_plcc"] == 0.91
+    assert run.data.tags["subjective"] == "4 test clips, dmos"
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/vmaf_tiny_fr@champion")

@@ -82,6 +82,29 @@ def gate_figures(gate_metrics: Path, onnx_path: Path) -> dict[str, float]:
     return out
 
 
+def log_subjective(tracker: Any, run_id: str, eval_metrics: Path) -> None:
+    """The eval stage's clip-level agreement with MOS/DMOS (``eval.json`` ``subjective``) on the promote run.
+
+    Metrics ``subjective_<predictor>_<plcc|srocc|rmse>`` (teacher and student) where the corpus has
+    subjective scores; otherwise a ``subjective`` tag saying why there are none.
+    """
+    if not eval_metrics.is_file():
+        tracker.client.set_tag(run_id, "subjective", f"no {eval_metrics} (run the eval stage)")
+        return
+    sub = json.loads(eval_metrics.read_text()).get("subjective") or {}
+    if "predictors" not in sub:
+        tracker.client.set_tag(run_id, "subjective", f"not measured: {sub.get('skipped', 'no subjective block')}")
+        return
+    values = {
+        f"subjective_{who}_{m}": float(f[m])
+        for who, f in sub["predictors"].items()
+        for m in ("plcc", "srocc", "rmse")
+        if m in f
+    }
+    tracker.log_metrics(run_id, values)
+    tracker.client.set_tag(run_id, "subjective", f"{sub['n_clips']} {sub['split']} clips, {sub['scale']}")
+
+
 def beats(new: dict[str, float], old: dict[str, float]) -> tuple[bool, str]:
     """Pareto: no figure worse, one better.  Returns the verdict and why."""
     worse = [k for k in new if k in old and new[k] > old[k]]
@@ -138,6 +161,7 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path, student: str | 
         **{f"{TAG_PREFIX}{k}": repr(v) for k, v in figures.items()},
     }
     run_id = tracker.start_run("promote", tags={"model_id": onnx_path.stem, **tags})
+    log_subjective(tracker, run_id, Path(st.paths.eval_metrics))
     n = len(st.spec.order)
     sig, example = signature_and_example(n, None if st.spec.order == FEATURES else V1016_EXAMPLE[:, :n])
     mlflow.set_tracking_uri(tracker.uri)

@@ -26,7 +26,8 @@ import yaml
 
 README = "README.md"
 _BLOCK = re.compile(
-    r"(?P<begin><!-- tinyvmaf:(?P<name>[a-z0-9_]+) begin[^\n]*?-->\n)(?P<body>.*?)(?P<end><!-- tinyvmaf:(?P=name) end -->)",
+    r"(?P<begin><!-- tinyvmaf:(?P<name>[a-z0-9_]+) begin[^\n]*?-->\n)"
+    r"(?P<body>.*?)(?P<end><!-- tinyvmaf:(?P=name) end -->)",
     re.S,
 )
 
