@@ -194,15 +194,17 @@ def test_schema_repeats_no_default() -> None:
 
 def test_students_are_checked_by_name() -> None:
     """A student's teacher must be a carried model file, its key DVC-safe, its ids unique; a variant is one line."""
-    five = "{teacher: vmaf_v1.0.16_5d0h, id: five, exact: five_exact, archs: [mlp_64x3], registered_model: five}"
+    five = "{teacher: vmaf_v1.0.16_5d0h, id: five, exact: five_exact, registered_model: five}"
     cfg = validate(compose_conf(REPO / "conf", [f"+students.v1016_5d0h={five}"]))
     assert cfg.teachers() == ["vmaf_v0.6.1", "vmaf_v1.0.16_3d0h", "vmaf_v1.0.16_5d0h"]
     st = cfg.student("v1016_5d0h")
+    assert st.archs == ["mlp_64x3"] and cfg.student("v061").archs == cfg.sweep.archs
     assert st.paths.onnx == "model/tiny/five.onnx" and st.paths.eval_metrics == "metrics/vmaf_v1.0.16_5d0h/eval.json"
     assert "_ps_0.6_" in st.spec.keys[1] and st.spec.keys[2].endswith("_nvd_5")  # its own columns
     bad = {
         "unknown teacher 'vmaf_v9'": "students.v061.teacher=vmaf_v9",
-        "must match": "+students.v1-x={teacher: vmaf_v0.6.1, id: a, exact: b, archs: [mlp_32x2], registered_model: c}",
+        "must match": "+students.v1-x={teacher: vmaf_v0.6.1, id: a, exact: b, registered_model: c}",
+        "no such student": "+student_archs.v2=[mlp_32x2]",
         "also used by": "students.v1016_3d0h.id=vmaf_tiny_fr_v2_nflx",
         "more than one student": "students.v1016_3d0h.teacher=vmaf_v0.6.1",
     }

@@ -113,6 +113,7 @@ def test_a_fresh_clone_shows_and_diffs_the_metrics(pipeline: Pipeline, tmp_path:
 def test_readme_blocks_render_from_the_committed_metrics(pipeline: Pipeline, tmp_path: Path) -> None:
     root = tmp_path / "p"
     shutil.copytree(pipeline.path / "metrics", root / "metrics")
+    shutil.copytree(pipeline.path / "loco", root / "loco")
     for rel in ("README.md", "params.yaml"):
         shutil.copy2(pipeline.path / rel, root / rel)
     blocks = render_blocks(root)

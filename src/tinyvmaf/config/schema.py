@@ -428,12 +428,16 @@ MODEL_ID_RE = r"[a-z0-9][a-z0-9_-]*"
 
 @dataclass
 class StudentConfig:
-    """One student: its teacher (a carried libvmaf model), model id, archs swept, MLflow registered model."""
+    """One student: its teacher (a carried libvmaf model), model id, exact graph id, MLflow registered model.
+
+    What it trains is ``student_archs.<key>`` (else ``default_archs``), kept apart so that a sweep
+    over archs changes no ``students`` param: the extract and golden stages depend on ``students``
+    (its teachers) and must not re-run for a new arch.
+    """
 
     teacher: str = MISSING
     id: str = MISSING
     exact: str = MISSING  # the registry id of the teacher's exact graph (ids have no dots: vmaf_v0_6_1_exact)
-    archs: list[str] = MISSING
     registered_model: str = MISSING
 
     def check_as(self, key: str) -> None:
@@ -450,11 +454,6 @@ class StudentConfig:
                 )
         if self.exact == self.id:
             raise ConfigError(f"students.{key}: exact and id are both {self.id!r}")
-        if not self.archs:
-            raise ConfigError(f"students.{key}.archs is empty: nothing to train")
-        dup = sorted({n for n in self.archs if self.archs.count(n) > 1})
-        if dup:
-            raise ConfigError(f"students.{key}.archs lists {dup} more than once")
 
 
 @dataclass
@@ -609,6 +608,8 @@ class Config:
 
     seed: int = MISSING
     students: dict[str, StudentConfig] = field(default_factory=dict)
+    student_archs: dict[str, list[str]] = field(default_factory=dict)
+    default_archs: list[str] = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     golden: GoldenConfig = field(default_factory=GoldenConfig)
@@ -632,6 +633,16 @@ class Config:
                 if mid in ids:
                     raise ConfigError(f"students.{key}: model id {mid!r} is also used by students.{ids[mid]}")
                 ids[mid] = key
+        for key in self.student_archs:
+            if key not in self.students:
+                raise ConfigError(f"student_archs.{key}: no such student (configured: {list(self.students)})")
+        for key, archs in [*self.student_archs.items(), ("default_archs", self.default_archs)]:
+            where = "default_archs" if key == "default_archs" else f"student_archs.{key}"
+            if not archs:
+                raise ConfigError(f"{where} is empty: nothing to train")
+            dup = sorted({n for n in archs if archs.count(n) > 1})
+            if dup:
+                raise ConfigError(f"{where} lists {dup} more than once")
         teachers = [st.teacher for st in self.students.values()]
         dup = sorted({t for t in teachers if teachers.count(t) > 1})
         if dup:
@@ -648,7 +659,8 @@ class Config:
         if key not in self.students:
             raise ConfigError(f"no student {key!r}; configured: {list(self.students)}")
         st = self.students[key]
-        return Student(key=key, config=st, paths=StudentPaths.of(self.paths, st.teacher, st.id, st.exact))
+        archs = list(self.student_archs.get(key) or self.default_archs)
+        return Student(key=key, config=st, paths=StudentPaths.of(self.paths, st.teacher, st.id, st.exact), archs=archs)
 
 
 @dataclass(frozen=True)
@@ -658,6 +670,7 @@ class Student:
     key: str
     config: StudentConfig
     paths: StudentPaths
+    archs: list[str]  # what it trains (student_archs.<key>, else default_archs)
 
     @property
     def teacher(self) -> str:

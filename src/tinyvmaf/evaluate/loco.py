@@ -102,7 +102,7 @@ def run_loco(
     st = params.student(student)
     teacher = st.teacher
     labels = pd.read_parquet(labels_path)
-    arch_name = params.evaluate.loco.arch if params.evaluate.loco.arch in st.config.archs else st.config.archs[0]
+    arch_name = params.evaluate.loco.arch if params.evaluate.loco.arch in st.archs else st.archs[0]
     arch = params.arch if params.arch.name == arch_name else arch_config(arch_name)
     cfg = replace(params, arch=arch)
     every = sorted(labels["content"].astype(str).unique())

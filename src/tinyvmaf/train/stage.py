@@ -70,7 +70,7 @@ def run_train(
         if path is not None and not path.is_file():
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     st = params.student(student)
-    archs = resolve_archs(params, conf_dir, st.config.archs)
+    archs = resolve_archs(params, conf_dir, st.archs)
     with tempfile.TemporaryDirectory(prefix="tinyvmaf-train-") as tmp:
         sweep = run_sweep(
             params,
