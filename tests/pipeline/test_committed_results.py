@@ -119,7 +119,7 @@ def test_readme_blocks_render_from_the_committed_metrics(pipeline: Pipeline, tmp
     blocks = render_blocks(root)
     train = json.loads((root / "metrics" / "vmaf_v0.6.1" / "train.json").read_text())
     assert f"{train['val_rmse']:.4f}" in blocks["train"]
-    assert "`vmaf_v0.6.1`" in blocks["teachers"] and "not configured" in blocks["fidelity_v1016"]
+    assert "`vmaf_v0.6.1`" in blocks["teachers"] and "is configured in this project" in blocks["fidelity_v1016"]
     changed = write_readme(root)
     assert changed and check_readme(root) == []
     assert write_readme(root) == []  # idempotent

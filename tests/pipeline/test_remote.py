@@ -249,7 +249,13 @@ def artifacts_get(pipeline: Pipeline, root: Path, s3: S3, no_aws: dict[str, str]
     run(get, outside, env)
     tiny = pipeline.path / "model" / "tiny"
     names = sorted(p.name for p in tiny.iterdir())
-    assert names == ["registry.json", "vmaf_tiny_fr_v2_nflx.json", "vmaf_tiny_fr_v2_nflx.onnx"]
+    assert names == [
+        "registry.json",
+        "vmaf_tiny_fr_v2_nflx.json",
+        "vmaf_tiny_fr_v2_nflx.onnx",
+        "vmaf_v0_6_1_exact.json",
+        "vmaf_v0_6_1_exact.onnx",
+    ]
     assert sorted(p.name for p in out.iterdir()) == names
     for name in names:
         assert (out / name).read_bytes() == (tiny / name).read_bytes(), name
