@@ -128,8 +128,8 @@ def run_queue(repo: Path, *, jobs: int, timeout: float, poll: float = 2.0) -> Qu
     if not todo:
         return QueueResult([], [], 0.0, [])
     log.info("running %d queued experiment(s) with %d worker(s)", len(todo), jobs)
-    # The start is part of the run's budget: on a loaded machine `dvc queue start` (its workers' imports and
-    # the first task's checkout) has taken over the 120 s default of a plain dvc call.
+    # The start is part of the run's budget: on a loaded machine `dvc queue start` took over the
+    # 120 s default of a plain dvc call in one fresh-clone run.
     dvc(["queue", "start", "-j", str(jobs)], repo, timeout=timeout)
     try:
         while True:
@@ -143,9 +143,7 @@ def run_queue(repo: Path, *, jobs: int, timeout: float, poll: float = 2.0) -> Qu
                 raise QueueError(f"queue not done after {timeout:.0f}s: {len(left)} task(s) left ({', '.join(left)})")
             if st.count("Queued") and st.active + st.idle == 0:
                 log.warning("tasks queued but no worker alive (DVC #10562): starting workers again")
-                # The start is part of the run's budget: on a loaded machine `dvc queue start` (its workers' imports and
-    # the first task's checkout) has taken over the 120 s default of a plain dvc call.
-    dvc(["queue", "start", "-j", str(jobs)], repo, timeout=timeout)
+                dvc(["queue", "start", "-j", str(jobs)], repo, timeout=timeout)
             time.sleep(poll)
     finally:
         killed = stop_workers(repo)
