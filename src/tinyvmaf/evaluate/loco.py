@@ -59,15 +59,15 @@ def run_fold(params: Config, labels: pd.DataFrame, held_out: str, teacher: str =
     """Sample around the remaining contents, train, export, measure on ``held_out`` (a worker process)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..export.graph import student_predictor
-    from ..sample.stage import make_generic_samples, make_samples, uses_v061_generators
+    from ..sample.stage import make_generic_samples, make_samples
     from ..student.checkpoint import load_student
-    from ..teacher.spec import load_spec
+    from ..teacher.spec import load_spec, v061_family
     from ..train.loop import fit_one
 
     t0 = time.perf_counter()
     spec = load_spec(teacher)
     fl = fold_labels(labels, held_out)
-    if uses_v061_generators(spec):
+    if v061_family(spec):
         train = fl.loc[fl["split"] == "train", list(FEATURES)].to_numpy(np.float64)
         samples, _ = make_samples(train, params.sample, teacher)
     else:  # the box from the remaining contents only: the held-out one must not shape it

@@ -161,12 +161,11 @@ def standard_sets(
     The v0.6.1 family is measured on :func:`dense_rows`; any other teacher on
     its own generic dense set (``dense_spec``/``sample_spec`` required).
     """
-    from ..teacher.spec import load_spec
-    from ..teacher.spec import v061_family as uses_v061_generators
+    from ..teacher.spec import load_spec, v061_family
 
     spec = load_spec(teacher)
     df = labels if isinstance(labels, pd.DataFrame) else pd.read_parquet(labels)
-    if uses_v061_generators(spec):
+    if v061_family(spec):
         dense = [dense_set(cfg, teacher)]
     else:
         if dense_spec is None or sample_spec is None:

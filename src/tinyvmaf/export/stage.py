@@ -235,16 +235,16 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
 
 def sidecar_features(spec: Any) -> list[str]:
     """The sidecar's ``features``: canonical-6 short names for the v0.6.1 family (unchanged), else libvmaf keys."""
-    from ..teacher.spec import v061_family as uses_v061_generators
+    from ..teacher.spec import v061_family
 
-    return list(spec.order) if uses_v061_generators(spec) else list(spec.keys)
+    return list(spec.order) if v061_family(spec) else list(spec.keys)
 
 
 def training_box(params: Config, spec: Any) -> dict[str, Any]:
     """Where the student was taught, for the sidecar and metadata (scoring warns outside it)."""
-    from ..teacher.spec import v061_family as uses_v061_generators
+    from ..teacher.spec import v061_family
 
-    if uses_v061_generators(spec):
+    if v061_family(spec):
         return {"quality_max": params.sample.bounds.quality_max, "motion2_max": params.sample.bounds.motion2_max}
     return {"from": "sample/spec_box: the model file's extractor bounds, else the corpus range + margin"}
 

@@ -96,8 +96,7 @@ def golden_check(golden_metrics: Path, teacher: str) -> CheckResult:
 
 def parity_rows(params: Config, labels: Path, teacher: str = TEACHER) -> dict[str, np.ndarray]:
     """Test rows, the corners of the data, random rows of the training box, and as many from an unseen seed."""
-    from ..teacher.spec import load_spec
-    from ..teacher.spec import v061_family as uses_v061_generators
+    from ..teacher.spec import load_spec, v061_family
 
     spec = load_spec(teacher)
     order = list(spec.order)
@@ -105,7 +104,7 @@ def parity_rows(params: Config, labels: Path, teacher: str = TEACHER) -> dict[st
     all_x = df[order].to_numpy(np.float32)
     test = df.loc[df["split"] == "test", order].to_numpy(np.float32)
     p = params.gate.parity
-    if uses_v061_generators(spec):
+    if v061_family(spec):
         edge, _ = edge_rows(all_x, p.motion2_large)
         b = params.sample.bounds
         rand = random_rows(p.random_rows, params.seed, b.quality_max, b.motion2_max)

@@ -57,10 +57,6 @@ VAL_GENERATORS = ("uniform", "quality")
 GENERIC_VAL_GENERATORS = ("uniform", "corner")
 
 
-#: The hand-tuned canonical-6 generators serve the teachers over v0.6.1's six default-option features.
-uses_v061_generators = v061_family
-
-
 class TeacherMismatch(RuntimeError):
     """The callable teacher does not reproduce libvmaf's logged scores; the message names the worst frame."""
 
@@ -88,7 +84,7 @@ def check_teacher(labels: pd.DataFrame, spec: TeacherSpec, tolerance: float) -> 
     x = labels[list(spec.order)].to_numpy(np.float64)
     dev = np.abs(spec.predict(x) - labels[teacher].to_numpy(np.float64))
     ratio = dev / spec.rounding_bound(x)
-    limit = tolerance if uses_v061_generators(spec) else np.inf
+    limit = tolerance if v061_family(spec) else np.inf
     bad = ~((ratio <= 1.0) & (dev <= limit))  # NaN fails both
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -206,7 +202,7 @@ def run_sample(
         raise KeyError(f"{labels_path}: missing column(s) {missing} (run the label stage)")
     summary = SampleSummary(teacher_check=check_teacher(labels, spec, tolerance))
     doc: dict[str, Any] = {}
-    if uses_v061_generators(spec):
+    if v061_family(spec):
         train = labels.loc[labels["split"] == "train", list(FEATURES)].to_numpy(np.float64)
         samples, summary.rows = make_samples(train, cfg, teacher)
     else:
