@@ -20,6 +20,8 @@ OPSET = 17
 IR_VERSION = 8
 INPUT_NAME = "features"
 OUTPUT_NAME = "vmaf"
+#: A bootstrap teacher's students (and its exact graph) output its raw component scores, ``heads [N, n]``.
+HEADS_NAME = "heads"
 BATCH_DIM = "N"
 #: metadata_props every exported model carries (the gate's contract check reads them).
 REQUIRED_METADATA: tuple[str, ...] = (

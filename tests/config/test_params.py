@@ -196,7 +196,7 @@ def test_students_are_checked_by_name() -> None:
     """A student's teacher must be a carried model file, its key DVC-safe, its ids unique; a variant is one line."""
     five = "{teacher: vmaf_v1.0.16_5d0h, id: five, exact: five_exact, registered_model: five}"
     cfg = validate(compose_conf(REPO / "conf", [f"+students.v1016_5d0h={five}"]))
-    assert cfg.teachers() == ["vmaf_v0.6.1", "vmaf_v1.0.16_3d0h", "vmaf_v1.0.16_5d0h"]
+    assert cfg.teachers() == ["vmaf_v0.6.1", "vmaf_v1.0.16_3d0h", "vmaf_b_v0.6.3", "vmaf_v1.0.16_5d0h"]
     st = cfg.student("v1016_5d0h")
     assert st.archs == ["mlp_64x3"] and cfg.student("v061").archs == cfg.sweep.archs
     assert st.paths.onnx == "model/tiny/five.onnx" and st.paths.eval_metrics == "metrics/vmaf_v1.0.16_5d0h/eval.json"

@@ -597,9 +597,28 @@ class ParityConfig:
 
 
 @dataclass
+class IntervalThresholds:
+    """A bootstrap teacher's student (``gate``'s ``interval`` check): every head, every statistic."""
+
+    heads: FrameThresholds = field(default_factory=FrameThresholds)  # each head vs its component, dense set
+    statistics: FrameThresholds = field(default_factory=FrameThresholds)  # score, bagging, lo, hi: dense, test
+    stddev_rmse_max: float = MISSING  # away from the bounds (evaluate.interval.EDGE), dense and test
+    width_rmse_max: float = MISSING
+    golden_pooled_max: float = MISSING  # every statistic, pooled per Netflix golden pair
+
+    def check(self) -> None:
+        self.heads.check_set("gate.interval.heads")
+        self.statistics.check_set("gate.interval.statistics")
+        _error_bound("gate.interval.stddev_rmse_max", self.stddev_rmse_max)
+        _error_bound("gate.interval.width_rmse_max", self.width_rmse_max)
+        _error_bound("gate.interval.golden_pooled_max", self.golden_pooled_max)
+
+
+@dataclass
 class GateConfig:
     fidelity: FidelityThresholds = field(default_factory=FidelityThresholds)
     parity: ParityConfig = field(default_factory=ParityConfig)
+    interval: IntervalThresholds = field(default_factory=IntervalThresholds)
 
 
 @dataclass

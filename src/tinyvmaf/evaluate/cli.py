@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         doc = evaluate_model(params, ExportPaths.from_params(params, st.key), st.key)
         ours = doc[st.id]
         parts = ", ".join(
-            f"{name} RMSE {f['rmse']:.4f} max {f['max_abs']:.3f}" for name, f in ours.items() if isinstance(f, dict)
+            f"{name} RMSE {f['rmse']:.4f} max {f['max_abs']:.3f}"
+            for name, f in ours.items()
+            if isinstance(f, dict) and "rmse" in f
         )
         print(f"eval {st.key}: {parts} -> {p.eval_metrics}, {p.model_card}")
         return 0

@@ -48,6 +48,7 @@ class CardInputs:
     clip: tuple[float, float] = (0.0, 100.0)
     exact_name: str = ""
     subjective: str = ""  # markdown (evaluate.subjective.markdown_table)
+    interval: str = ""  # markdown (evaluate.interval.markdown_table): a bootstrap teacher's heads and statistics
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -198,6 +199,17 @@ def render_card(c: CardInputs, card_path: Path) -> str:
         ]
         lines += [f"| {k} | {v['student']:.4f} | {v['teacher']:.4f} | {v['diff']:+.4f} |" for k, v in golden.items()]
         lines.append("")
+    if c.interval:
+        lines += [
+            "### Heads and the confidence interval (bootstrap)",
+            "",
+            "The graph outputs the raw component scores; libvmaf's score, bagging, stddev and 95% interval derive "
+            "from them (sidecar `statistics`), for the model and for the teacher alike. Per set: the worst head's "
+            "RMSE / max against its own component, and each statistic's RMSE / max against the teacher's.",
+            "",
+            c.interval,
+            "",
+        ]
     if c.subjective:
         lines += [
             "### Against subjective scores (the original design's secondary metric)",

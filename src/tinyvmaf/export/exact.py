@@ -102,7 +102,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..common import exactmath
-from ..contract import BATCH_DIM, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME
+from ..contract import BATCH_DIM, HEADS_NAME, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME
 from .graph import GraphWriter, pairwise_plan
 
 if TYPE_CHECKING:
@@ -192,7 +192,6 @@ ALLOWED_OPS: frozenset[str] = frozenset(
 )
 
 #: The bootstrap graph's output: ``[N, n_components]`` raw component scores, component 0 first.
-HEADS_NAME = "heads"
 #: ``kind`` in the metadata of every graph built here (a student's graph has none).
 KIND = "exact"
 
@@ -443,6 +442,8 @@ def build_exact_graph(spec: TeacherSpec, *, opset: int = OPSET) -> onnx.ModelPro
     spec always serialises to the same bytes.  Metadata ``teacher``,
     ``feature_order`` (JSON list) and ``kind: exact``.
     """
+    if spec.bootstrap is not None:  # a bootstrap file: every component, heads [N, n] out
+        return build_exact_bootstrap_graph(spec.bootstrap, opset=opset)
     plan = _spec_plan(spec)
     doc = (
         f"libvmaf model {spec.name} (nu-SVR, {spec.teacher.n_support_vectors} support vectors) as an exact graph: "
@@ -475,6 +476,8 @@ def _plan_of(model_or_spec: onnx.ModelProto | TeacherSpec | BootstrapTeacher) ->
     from ..teacher.spec import TeacherSpec, load_spec
 
     if isinstance(model_or_spec, TeacherSpec):
+        if model_or_spec.bootstrap is not None:
+            return _bootstrap_plan(model_or_spec.bootstrap)
         return _spec_plan(model_or_spec)
     if isinstance(model_or_spec, BootstrapTeacher):
         return _bootstrap_plan(model_or_spec)
@@ -595,6 +598,8 @@ def parameter_count(spec: TeacherSpec | BootstrapTeacher) -> int:
     """
     from ..teacher.bootstrap import BootstrapTeacher
 
+    if not isinstance(spec, BootstrapTeacher) and spec.bootstrap is not None:
+        spec = spec.bootstrap
     models = spec.models if isinstance(spec, BootstrapTeacher) else (spec.teacher,)
     single = not isinstance(spec, BootstrapTeacher)
     total = 0

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..contract import BATCH_DIM, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, VMAF_MAX, VMAF_MIN
+from ..contract import BATCH_DIM, HEADS_NAME, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, VMAF_MAX, VMAF_MIN
 
 if TYPE_CHECKING:
     import onnx
@@ -62,8 +62,8 @@ EXACT_ACTIVATIONS: tuple[str, ...] = ("hardswish", "relu")
 DENSE_OPS: tuple[str, ...] = ("Unsqueeze", "Mul", "Slice", "Add", "Squeeze")
 #: Every op export writes for a student with an exact activation (the gate allows exactly these); all of
 #: them on the libvmaf fork's loader allow-list (:data:`tinyvmaf.export.exact.ALLOWED_OPS`). The chroma
-#: correction adds Concat.
-EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", *DENSE_OPS, "Clip", "Relu", "Concat")
+#: correction adds Concat; a bootstrap student names its heads with Identity.
+EMITTED_OPS: tuple[str, ...] = ("Sub", "Div", *DENSE_OPS, "Clip", "Relu", "Concat", "Identity")
 #: What ``tinyvmaf model check`` accepts besides: the libvmaf fork's peers and earlier students
 #: (``Gemm`` with ReLU or SiLU) are runnable tiny models, only not bit-identical across backends.
 CHECKABLE_OPS: tuple[str, ...] = (*EMITTED_OPS, "Gemm", "Sigmoid")
@@ -195,7 +195,7 @@ def build_graph(
     metadata: dict[str, str] | None = None,
     producer_version: str = "0",
     writer: Callable[[], GraphWriter] = GraphWriter,
-    clip: tuple[float, float] = (VMAF_MIN, VMAF_MAX),
+    clip: tuple[float, float] | None = (VMAF_MIN, VMAF_MAX),
     correction: tuple[int, int, float] | None = None,
     teacher: str = "vmaf_v0.6.1",
 ) -> onnx.ModelProto:
@@ -221,8 +221,9 @@ def build_graph(
         raise ValueError(f"activation must be one of {list(ACTIVATION_OPS)}, got {activation!r}")
     if not layers:
         raise ValueError("no layers to export")
-    if layers[-1][0].shape[0] != 1:
-        raise ValueError(f"the last layer must have one output, has {layers[-1][0].shape[0]}")
+    n_heads = int(layers[-1][0].shape[0])
+    if n_heads != 1 and clip is not None:
+        raise ValueError(f"the last layer has {n_heads} outputs: heads are not clipped (pass clip=None)")
     f32 = np.float32
     n_features = int(np.asarray(mean).size)
     g = writer()
@@ -235,14 +236,26 @@ def build_graph(
         x = g.dense(x, w, b, f"layer{i}")
         if i < len(layers) - 1:
             x = g.activation(x, activation, f"layer{i}")
-    g.node("Squeeze", [x, g.axes(1)], "score", "squeeze")
-    lo, hi = clip
-    g.node("Clip", ["score", g.scalar("clip.min", lo), g.scalar("clip.max", hi)], OUTPUT_NAME, f"clip_{lo:g}_{hi:g}")
+    if n_heads == 1:
+        g.node("Squeeze", [x, g.axes(1)], "score", "squeeze")
+        lo, hi = clip
+        g.node(
+            "Clip", ["score", g.scalar("clip.min", lo), g.scalar("clip.max", hi)], OUTPUT_NAME, f"clip_{lo:g}_{hi:g}"
+        )
+        output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM])
+        doc = f"Output: per-frame VMAF in [{lo:g}, {hi:g}]; pool frames by their mean."
+    else:  # a bootstrap's heads: the raw component scores, unclipped (the statistics derive from them)
+        g.node("Identity", [x], HEADS_NAME, "heads")
+        output = helper.make_tensor_value_info(HEADS_NAME, TensorProto.FLOAT, [BATCH_DIM, n_heads])
+        doc = (
+            f"Output 'heads' [N, {n_heads}]: the raw (unclipped) component scores of the bootstrap model, key 0 "
+            "first; the sidecar's 'statistics' says how libvmaf's score, bagging, stddev and 95% interval derive."
+        )
     graph = helper.make_graph(
         g.nodes,
         "tinyvmaf_student",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, n_features])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM])],
+        [output],
         initializer=g.inits,
     )
     model = helper.make_model(
@@ -253,7 +266,7 @@ def build_graph(
         producer_version=producer_version,
         doc_string=(
             f"VMAF {teacher} distilled into an MLP. Input: raw libvmaf features in the order of "
-            f"metadata 'feature_order'. Output: per-frame VMAF in [{lo:g}, {hi:g}]; pool frames by their mean. "
+            f"metadata 'feature_order'. {doc} "
             "Every op is one IEEE rounding in an order the graph fixes: the same bits on every backend."
         ),
     )
@@ -302,7 +315,7 @@ def build_student_graph(
         opset=opset,
         metadata=metadata,
         producer_version=producer_version,
-        clip=student.clip,
+        clip=student.clip if student.n_heads == 1 else None,
         correction=student.interface.correction,
         teacher=student.teacher,
     )

@@ -30,7 +30,7 @@ from ..contract import FEATURES, IR_VERSION
 from ..evaluate.measure import measure_models
 from ..evaluate.peers import load_peers
 from ..model.sidecar import make_sidecar, sha256_bytes, write_sidecar
-from .card import CardInputs, load_loco, render_card, write_figures
+from .card import SET_TITLES, CardInputs, load_loco, render_card, write_figures
 from .graph import build_student_graph, student_predictor
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
         raise ValueError(f"{paths.ckpt} is a student of {student.teacher}, not of {teacher} (students.{st.key})")
     spec = st.spec
     sets = student_sets(params, st)
-    ours = student_predictor(student, opset=ex.opset)
+    ours = score_of(student_predictor(student, opset=ex.opset), spec)
     evaluation = measure_models({st.id: ours}, sets, within=within)
     winner, val = winner_val_metrics(paths.train_metrics)
     val = {k: round(v, 6) for k, v in val.items()}
@@ -153,7 +153,7 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
         "width": student.width,
         "depth": student.depth,
         "activation": student.activation,
-        "layers": [student.n_features] + [student.width] * student.depth + [1],
+        "layers": [student.n_features] + [student.width] * student.depth + [student.n_heads],
         "n_parameters": student.n_parameters(),
     }
     heldout = heldout_summary(evaluation[st.id], val)
@@ -172,6 +172,12 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
         "output": f"per-frame VMAF clipped to [{lo:g}, {hi:g}] (the teacher's score_clip); a clip's score is "
         "the mean over frames",
     }
+    if student.n_heads > 1:
+        metadata["output"] = (
+            f"heads [N, {student.n_heads}]: the raw component scores of {teacher} (key 0 first); the statistics "
+            "derive from them as the metadata/sidecar 'statistics' says"
+        )
+        metadata["statistics"] = json.dumps(bootstrap_statistics(spec), sort_keys=True)
     if student.interface.correction is not None:
         metadata["chroma_correction"] = "in-graph: speed_chroma_uv == 0 -> c * (1 - adm3), as libvmaf"
     model = build_student_graph(student, opset=ex.opset, metadata=metadata, producer_version=__version__)
@@ -190,6 +196,8 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
         description=st.description,
         features=features,
         clip=student.clip,
+        statistics=bootstrap_statistics(spec),
+        n_heads=student.n_heads,
     )
     write_sidecar(paths.onnx.with_suffix(".json"), sidecar)
     # The teacher itself, exactly, as the reference row (no training data in it: the same bytes for any corpus).
@@ -199,7 +207,7 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
             prop.value = json.dumps(features)
     exact_data = exact.SerializeToString()
     atomic_write_bytes(paths.exact_onnx, exact_data)
-    exact_pred = exact_predictor(exact_data)
+    exact_pred = score_of(exact_predictor(exact_data), spec)
     exact_eval = measure_models({"exact": exact_pred}, sets, within=within)["exact"]
     write_sidecar(
         paths.exact_onnx.with_suffix(".json"),
@@ -217,6 +225,8 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
             features=features,
             clip=student.clip,
             exact=True,
+            statistics=bootstrap_statistics(spec),
+            n_heads=student.n_heads,
         ),
     )
     result = ExportResult(
@@ -231,6 +241,25 @@ def export_model(params: Config, paths: ExportPaths, student_key: str | None = N
     )
     log.info("wrote %s (%d B, sha256 %s) and %s", paths.onnx, len(data), result.sha256[:12], paths.exact_onnx)
     return result
+
+
+def score_of(predict: Any, spec: Any) -> Any:
+    """A model's score function: ``predict`` itself, or for a bootstrap teacher's heads the score libvmaf
+    derives from them (key 0 through its transform and clip)."""
+    if spec.bootstrap is None:
+        return predict
+    from ..teacher.bootstrap import statistics_from_components
+
+    return lambda x: statistics_from_components(spec.bootstrap, np.asarray(predict(x), np.float64))["score"]
+
+
+def bootstrap_statistics(spec: Any) -> dict[str, Any] | None:
+    """The sidecar's ``statistics`` of a bootstrap teacher's model (None for any other teacher)."""
+    if spec.bootstrap is None:
+        return None
+    from ..teacher.bootstrap import statistics_doc
+
+    return statistics_doc(spec.bootstrap)
 
 
 def sidecar_features(spec: Any) -> list[str]:
@@ -282,7 +311,8 @@ def evaluate_model(params: Config, paths: ExportPaths, student_key: str | None =
     exact = load_tiny_model(paths.exact_onnx, order=spec.order, keys=spec.keys)
     sweep = sweep_students(paths.arch_ckpts)
     models: dict[str, Any] = {st.id: ours.predict, exact_name: exact.predict}
-    models.update({n: student_predictor(s, opset=params.export.opset) for n, s in sweep.items()})
+    sweep_heads = {n: student_predictor(s, opset=params.export.opset) for n, s in sweep.items()}
+    models.update({n: score_of(p, spec) for n, p in sweep_heads.items()})
     sizes = {
         st.id: None,
         exact_name: exact_parameters(spec),
@@ -298,6 +328,19 @@ def evaluate_model(params: Config, paths: ExportPaths, student_key: str | None =
     sizes[st.id] = int(sidecar["architecture"]["n_parameters"])
     for name, n in sizes.items():
         evaluation[name]["n_params"] = n
+    interval_md = ""
+    if spec.bootstrap is not None:  # every head and statistic, beside the exact graph's (the reference row)
+        from ..evaluate.interval import markdown_table as interval_table
+        from ..evaluate.interval import measure_intervals
+
+        heads = {st.id: ours.predict_heads, exact_name: exact.predict_heads, **sweep_heads}
+        for name, figs in measure_intervals(heads, sets, spec.bootstrap, order=spec.order).items():
+            evaluation[name]["interval"] = figs
+        interval_md = "\n".join(
+            line
+            for s in sets
+            for line in (f"{SET_TITLES.get(s.name, s.name)}:", "", *interval_table(_intervals(evaluation), s.name), "")
+        )
     labels = pd.read_parquet(paths.labels)
     x = labels[list(spec.order)].to_numpy(np.float32)
     subjective = subjective_metrics(
@@ -329,10 +372,15 @@ def evaluate_model(params: Config, paths: ExportPaths, student_key: str | None =
         clip=ours_clip(sidecar),
         exact_name=exact_name,
         subjective=markdown_table(subjective),
+        interval=interval_md,
     )
     atomic_write_text(paths.model_card, render_card(card, paths.model_card))
     log.info("wrote %s, %s and %d figures", paths.eval_metrics, paths.model_card, len(figures))
     return doc
+
+
+def _intervals(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {name: r["interval"] for name, r in evaluation.items() if isinstance(r, dict) and "interval" in r}
 
 
 def ours_clip(sidecar: dict[str, Any]) -> tuple[float, float]:

@@ -53,8 +53,13 @@ class ExtractionPlan:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """A frame row's columns: the feature keys, then one score column per teacher."""
-        return (*self.feature_keys, *self.teachers)
+        """A frame row's columns: the feature keys, one score column per teacher, then each bootstrap
+        teacher's component columns (``<teacher>_00`` …)."""
+        return (*self.feature_keys, *self.teachers, *self.component_columns)
+
+    @property
+    def component_columns(self) -> tuple[str, ...]:
+        return tuple(c for s in self.specs if s.bootstrap is not None for c in s.log_columns)
 
     def model_option(self) -> str:
         """The libvmaf filter's ``model`` value: each carried file by ``path=``, named after its teacher."""
@@ -71,7 +76,11 @@ class ExtractionPlan:
         """One logged frame as a row of :attr:`columns`; a missing key is an error naming it."""
         row: dict[str, float] = {}
         for spec, teacher in zip(self.specs, self.teachers, strict=True):
-            for k in (*spec.keys, teacher):
+            if spec.bootstrap is not None:
+                # FFmpeg logs each component under <teacher>_<kk>; key "0" is libvmaf's bootstrap score.
+                metrics = {**metrics, teacher: metrics.get(spec.log_columns[0], metrics.get(teacher))}
+                metrics = {k: v for k, v in metrics.items() if v is not None}
+            for k in (*spec.keys, *dict.fromkeys((teacher, *spec.log_columns))):
                 if k not in metrics:
                     raise MissingFeatureKey(
                         f"libvmaf logged no {k!r} for teacher {teacher} on pair {pair!r} frame {frame} "

@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..common.checks import CheckResult, Criterion
-from ..contract import BATCH_DIM, FEATURES, INPUT_NAME, OPSET, OUTPUT_NAME, REQUIRED_METADATA
+from ..contract import BATCH_DIM, FEATURES, HEADS_NAME, INPUT_NAME, OPSET, OUTPUT_NAME, REQUIRED_METADATA
 from ..export.graph import EMITTED_OPS
 
 if TYPE_CHECKING:
@@ -25,8 +25,12 @@ def contract_check(
     model: onnx.ModelProto,
     features: list[str] | tuple[str, ...] = FEATURES,
     required: tuple[str, ...] = REQUIRED_METADATA,
+    n_heads: int = 1,
 ) -> CheckResult:
-    """The ONNX contract of DESIGN.md, read from the file itself (``features``: the input the sidecar names)."""
+    """The ONNX contract of DESIGN.md, read from the file itself (``features``: the input the sidecar names).
+
+    A bootstrap teacher's model (``n_heads`` > 1) outputs ``heads [N, n_heads]`` instead of ``vmaf [N]``.
+    """
     import onnx
     from onnx import TensorProto
 
@@ -53,15 +57,18 @@ def contract_check(
         d = dims(ins[0])
         if len(d) != 2 or not isinstance(d[0], str) or d[1] != len(features):
             problems.append(f"input shape {d} != [{BATCH_DIM}, {len(features)}] with a symbolic batch")
-    if [o.name for o in outs] != [OUTPUT_NAME]:
-        problems.append(f"outputs {[o.name for o in outs]} != [{OUTPUT_NAME!r}]")
+    want = OUTPUT_NAME if n_heads == 1 else HEADS_NAME
+    if [o.name for o in outs] != [want]:
+        problems.append(f"outputs {[o.name for o in outs]} != [{want!r}]")
     else:
         t = outs[0].type.tensor_type
         if t.elem_type != TensorProto.FLOAT:
             problems.append(f"output dtype {TensorProto.DataType.Name(t.elem_type)} != FLOAT")
         d = dims(outs[0])
-        if len(d) != 1 or not isinstance(d[0], str):
+        if n_heads == 1 and (len(d) != 1 or not isinstance(d[0], str)):
             problems.append(f"output shape {d} != [{BATCH_DIM}] with a symbolic batch")
+        if n_heads > 1 and (len(d) != 2 or not isinstance(d[0], str) or d[1] != n_heads):
+            problems.append(f"output shape {d} != [{BATCH_DIM}, {n_heads}] with a symbolic batch")
     meta = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in required if not meta.get(k)]
     try:

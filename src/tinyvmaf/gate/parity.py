@@ -72,7 +72,7 @@ import numpy as np
 
 from ..common.checks import CheckResult, Criterion
 from ..common.ulp import max_ulp
-from ..contract import FEATURES, INPUT_NAME, OUTPUT_NAME
+from ..contract import FEATURES, HEADS_NAME, INPUT_NAME, OUTPUT_NAME
 from ..export.graph import pairwise_plan
 from ..model.runtime import run_chunked
 
@@ -148,6 +148,8 @@ def reference_with_bound(
             h = a * s
             eps_rel, eps_abs = act_error
             e = (s + np.abs(a) / 4 + e / 4) * e + eps_rel * (np.abs(a) + e) + eps_abs
+    if student.n_heads > 1:  # a bootstrap's heads: raw, unclipped, [N, H]
+        return h, e
     lo, hi = student.clip
     out = np.clip(h[:, 0], lo, hi)
     return out, e[:, 0]
@@ -207,14 +209,20 @@ def reference_evaluator_run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray
     ref = ReferenceEvaluator(model)
     # A Sigmoid (older graphs) evaluates exp() on both branches of a where(); the discarded one may overflow.
     with np.errstate(over="ignore", invalid="ignore"):
-        return run_chunked(lambda c: ref.run([OUTPUT_NAME], {INPUT_NAME: c})[0], x, chunk=4096)
+        return run_chunked(lambda c: ref.run([output_name(model)], {INPUT_NAME: c})[0], x, chunk=4096)
 
 
 def onnxruntime_run(model: onnx.ModelProto, x: np.ndarray, *, optimise: bool = True) -> np.ndarray:
     from ..model.runtime import ort_session
 
     session = ort_session(model.SerializeToString(), optimise=optimise)
-    return run_chunked(lambda c: session.run([OUTPUT_NAME], {INPUT_NAME: c})[0], x)
+    return run_chunked(lambda c: session.run([output_name(model)], {INPUT_NAME: c})[0], x)
+
+
+def output_name(model: onnx.ModelProto) -> str:
+    """The graph's one output: ``vmaf`` (a score), or ``heads`` (a bootstrap's raw components)."""
+    outs = [o.name for o in model.graph.output]
+    return outs[0] if outs in ([OUTPUT_NAME], [HEADS_NAME]) else OUTPUT_NAME
 
 
 def run_backends(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -319,6 +327,8 @@ def graph_order_float32(student: StudentMLP, x: np.ndarray) -> np.ndarray:
                 h = h * np.clip(h + f32(3), f32(0), f32(6)) / f32(6)
             else:
                 h = h * (f32(1) / (f32(1) + np.exp(-h)))
+        if student.n_heads > 1:
+            return h.astype(f32)
         lo, hi = student.clip
         return np.clip(h[:, 0], f32(lo), f32(hi)).astype(f32)
 
@@ -372,7 +382,8 @@ def parity_check(
         ref, bound = reference_with_bound(student, x, eps[name])
         diff = scaled_ulp(out, ref, 1.0)
         ratio = diff / np.maximum(bound, 1e-300)
-        worst = int(np.argmax(diff))
+        worst_at = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        worst = int(worst_at[0])
         res.criteria += [
             Criterion(f"{name}_vs_student64_ulp", float(diff.max() / unit), student_max_ulp, "<="),
             Criterion(f"{name}_bound_ratio", float(ratio.max()), 1.0, "<="),
@@ -385,8 +396,9 @@ def parity_check(
             "worst_row": {
                 "index": worst,
                 "set": str(sets[worst]),
-                "reference": float(ref[worst]),
-                "backend": float(out[worst]),
+                "reference": float(ref[worst_at]),
+                "backend": float(out[worst_at]),
+                **({"head": f"head_{int(worst_at[1]):02d}"} if diff.ndim == 2 else {}),
             },
         }
     ort = outputs["onnxruntime"]

@@ -19,6 +19,9 @@ exact     the teacher's exact graph like any model: contract, ops on the
           fork's allow-list, parity (ONNX Runtime against the reference
           evaluator and the op-for-op NumPy mirror) and fidelity to the
           float64 teacher on the dense set (``gate.fidelity.exact``)
+interval  a bootstrap teacher's student only: each head against its own
+          component, by name, and the five statistics against the
+          teacher's (``gate.interval``, :mod:`.interval`)
 
 Every student's ops must be on the libvmaf fork's loader allow-list
 (:data:`tinyvmaf.export.exact.ALLOWED_OPS`) as well as among those export
@@ -46,11 +49,14 @@ from ..config.schema import Config
 from ..contract import TEACHER
 from .contract import contract_check, ops_check
 from .fidelity import fidelity_check
+from .interval import interval_check
 from .parity import edge_rows, generic_edge_rows, parity_check, random_rows
 
 log = logging.getLogger(__name__)
 
-CHECKS: tuple[str, ...] = ("contract", "ops", "golden", "fidelity", "parity", "exact")
+CHECKS: tuple[str, ...] = ("contract", "ops", "golden", "fidelity", "parity", "exact", "interval")
+#: Checks that apply to some students only: ``interval`` to a bootstrap teacher's (its heads and statistics).
+BOOTSTRAP_ONLY: tuple[str, ...] = ("interval",)
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,9 @@ def exact_check(params: Config, path: Path, rows: dict[str, np.ndarray], spec: A
     data = path.read_bytes()
     model = onnx.load_from_string(data)
     res = CheckResult("exact", details={"model": str(path), "sha256": hashlib.sha256(data).hexdigest()})
-    contract = contract_check(model, sidecar_features(spec), required=("feature_order", "teacher"))
+    contract = contract_check(
+        model, sidecar_features(spec), required=("feature_order", "teacher"), n_heads=len(spec.heads)
+    )
     res.criteria += [Criterion(f"contract/{c.name}", c.value, c.threshold, c.op) for c in contract.criteria]
     bad = sorted({op for d, op in graph_ops(model) if d not in ("", "ai.onnx") or op not in ALLOWED_OPS})
     res.criteria.append(Criterion("ops_off_allowlist", len(bad), 0, "<=", info=", ".join(bad)))
@@ -154,7 +162,9 @@ def exact_check(params: Config, path: Path, rows: dict[str, np.ndarray], spec: A
         d = scaled_ulp(ort, np.asarray(other, np.float32), unit)
         res.criteria.append(Criterion(f"onnxruntime_vs_{name}_ulp", float(d.max()) if len(d) else 0.0, p.max_ulp, "<="))
     pred = onnxruntime_run(model, dense.x).astype(np.float64)
-    err = pred - dense.y
+    # A bootstrap's graph: every head against the float64 teacher's raw component.
+    want = dense.y if spec.bootstrap is None else spec.components(dense.x.astype(np.float64))
+    err = pred - want
     rmse = float(np.sqrt(np.mean(err**2))) if len(err) else None
     res.criteria.append(Criterion("dense/rmse", rmse, params.gate.fidelity.exact.rmse_max, "<="))
     res.details["dense_max_abs"] = float(np.abs(err).max()) if len(err) else None
@@ -238,7 +248,7 @@ def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS,
 
     allowed = tuple(op for op in EMITTED_OPS if op in ALLOWED_OPS)
     table: dict[str, Callable[[], CheckResult]] = {
-        "contract": needs_model(lambda m: contract_check(m, sidecar_features(spec))),
+        "contract": needs_model(lambda m: contract_check(m, sidecar_features(spec), n_heads=len(spec.heads))),
         "ops": needs_model(lambda m: ops_check(m, allowed)),
         "golden": lambda: golden_check(paths.golden_metrics, teacher),
         "fidelity": needs_model(
@@ -248,9 +258,12 @@ def run_gate(params: Config, paths: GatePaths, checks: tuple[str, ...] = CHECKS,
         ),
         "parity": needs_model(parity),
         "exact": exact,
+        "interval": needs_model(lambda m: interval_check(params, paths.onnx, st)),
     }
     results = []
     for name in CHECKS:
+        if name in BOOTSTRAP_ONLY and spec.bootstrap is None:
+            continue  # not this student's: nothing to check (and gate.json stays as it was for the others)
         if name in checks:
             log.info("gate: %s", name)
             results.append(guarded(name, table[name]))

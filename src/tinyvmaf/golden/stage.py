@@ -224,7 +224,7 @@ def project_check(
 def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) -> CheckResult:
     """Each callable teacher against libvmaf's logged score on every golden frame (see the module docstring)."""
     from ..extract.plan import scored_by
-    from ..teacher.spec import load_spec
+    from ..teacher.spec import load_spec, rounding_bound
 
     if table.empty:
         raise ValueError("no golden frames to compare the teacher on")
@@ -236,9 +236,12 @@ def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) ->
         if table_t.empty:
             raise ValueError(f"no golden frame was scored by {teacher}")
         x = table_t[list(spec.keys)].to_numpy(np.float64)
-        dev = np.abs(spec.predict(x) - table_t[teacher].to_numpy(np.float64))
-        ratio = dev / spec.rounding_bound(x)
-        i = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio)))
+        # A bootstrap teacher: every component libvmaf logged (key 0's is the score), each against its own.
+        cols = list(spec.log_columns) if spec.bootstrap is not None else [teacher]
+        dev = np.abs(spec.logged(x) - table_t[cols].to_numpy(np.float64))
+        hold = [f.extractor == "speed_chroma" for f in spec.features]
+        ratio = dev / rounding_bound(spec.logged, x, hold_zero=hold)
+        i = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))) // len(cols)
         at = f"{table_t['set'].iloc[i]}/{table_t['pair'].iloc[i]} frame {int(table_t['frame'].iloc[i])}"
         res.details[teacher] = {
             "frames": len(table_t),
@@ -246,6 +249,7 @@ def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) ->
             "max_abs_dev": worst(dev),
             "worst_ratio": worst(ratio),
             "model": str(spec.path.name),
+            **({"components": len(cols)} if len(cols) > 1 else {}),
         }
         res.criteria.append(
             Criterion(

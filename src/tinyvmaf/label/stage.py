@@ -16,6 +16,9 @@ features       the teacher's features under the spec's short names, in the
 ``dmos``       the manifest's ``dmos`` (0-100-like), NaN when unknown
 ``mos100``     subjective score on the 0-100 VMAF scale (see :func:`mos_to_100`)
 ``split``      ``train`` / ``val`` / ``test``, decided per source content
+<teacher>_kk   a bootstrap teacher only: each component's logged score
+``head_kk``    a bootstrap teacher only: each component's raw (unclipped)
+               score from the frame's features, what the student's heads learn
 ============== ==============================================================
 
 Splits are drawn per **content** (every distortion of one source lands in
@@ -150,8 +153,13 @@ def student_frames(features: pd.DataFrame, teacher: str) -> pd.DataFrame:
         names = rename_to_spec(features.columns, load_spec(teacher))
     except MissingFeatureKey as exc:
         raise LabelError(str(exc)) from None
+    spec = load_spec(teacher)
+    logged = [c for c in dict.fromkeys((teacher, *spec.log_columns)) if c != teacher]
+    missing = [c for c in logged if c not in features.columns]
+    if missing:
+        raise LabelError(f"teacher {teacher!r}: the features lack its component column(s) {missing[:3]} (re-extract)")
     ids = [c for c in ("key", "content", "frame") if c in features.columns]
-    return features[[*ids, *names, teacher]].rename(columns=names)
+    return features[[*ids, *names, teacher, *logged]].rename(columns=names)
 
 
 def make_labels(features: pd.DataFrame, subjective: pd.DataFrame, cfg: LabelConfig, *, teacher: str) -> pd.DataFrame:
@@ -192,6 +200,13 @@ def make_labels(features: pd.DataFrame, subjective: pd.DataFrame, cfg: LabelConf
     for col in ("mos", "dmos", "mos100"):
         out[col] = keys.map(subj[col]).astype("float64")
     out["split"] = out["content"].astype(str).map(splits)
+    from ..teacher.spec import load_spec
+
+    spec = load_spec(teacher)
+    if spec.bootstrap is not None:  # the heads' targets: raw (unclipped) components from the frame's features
+        raw = spec.components(out[list(spec.order)].to_numpy(np.float64))
+        for k, head in enumerate(spec.heads):
+            out[head] = raw[:, k]
     return out
 
 

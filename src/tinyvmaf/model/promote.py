@@ -33,7 +33,7 @@ import numpy as np
 
 from ..common.provenance import data_version, file_sha256, git_commit
 from ..config.schema import Config
-from ..contract import FEATURES, OUTPUT_NAME
+from ..contract import FEATURES, HEADS_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def beats(new: dict[str, float], old: dict[str, float]) -> tuple[bool, str]:
 
 
 def signature_and_example(
-    n_features: int = len(FEATURES), example_rows: np.ndarray | None = None
+    n_features: int = len(FEATURES), example_rows: np.ndarray | None = None, n_heads: int = 1
 ) -> tuple[Any, np.ndarray]:
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -126,7 +126,11 @@ def signature_and_example(
     # (canonical-6 order) as one [N, 6] array; a named spec would look for a column called "features".
     sig = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_features))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), OUTPUT_NAME)]),
+        outputs=Schema(
+            [TensorSpec(np.dtype(np.float32), (-1,), OUTPUT_NAME)]
+            if n_heads == 1
+            else [TensorSpec(np.dtype(np.float32), (-1, n_heads), HEADS_NAME)]  # a bootstrap's components
+        ),
     )
     if example_rows is not None:
         return sig, np.asarray(example_rows, np.float32)
@@ -163,7 +167,9 @@ def promote(params: Config, onnx_path: Path, gate_metrics: Path, student: str | 
     run_id = tracker.start_run("promote", tags={"model_id": onnx_path.stem, **tags})
     log_subjective(tracker, run_id, Path(st.paths.eval_metrics))
     n = len(st.spec.order)
-    sig, example = signature_and_example(n, None if st.spec.order == FEATURES else V1016_EXAMPLE[:, :n])
+    sig, example = signature_and_example(
+        n, None if st.spec.order == FEATURES else V1016_EXAMPLE[:, :n], n_heads=len(st.spec.heads)
+    )
     mlflow.set_tracking_uri(tracker.uri)
     try:
         with mlflow.start_run(run_id=run_id):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..contract import FEATURES
+from ..contract import FEATURES, HEADS_NAME
 
 if TYPE_CHECKING:
     import onnx
@@ -63,11 +63,19 @@ CHUNK = 64
 
 
 def run_chunked(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """``run`` over ``x`` in row chunks, float32 (every op of a tiny model is row-wise: chunking changes no bit)."""
+    """``run`` over ``x`` in row chunks, float32 (every op of a tiny model is row-wise: chunking changes no bit).
+
+    ``[N]`` out for a score model, ``[N, H]`` for one with heads (a bootstrap's components).
+    """
     x = np.ascontiguousarray(x, np.float32)
+
+    def rows(out: np.ndarray, n: int) -> np.ndarray:
+        out = np.asarray(out, np.float32)
+        return out.reshape(n) if out.ndim <= 1 or out.shape[1:] == (1,) else out.reshape(n, -1)
+
     if len(x) <= chunk:
-        return np.asarray(run(x), np.float32).reshape(len(x))
-    parts = [np.asarray(run(x[i : i + chunk]), np.float32).reshape(-1) for i in range(0, len(x), chunk)]
+        return rows(run(x), len(x))
+    parts = [rows(run(x[i : i + chunk]), len(x[i : i + chunk])) for i in range(0, len(x), chunk)]
     return np.concatenate(parts)
 
 
@@ -157,18 +165,57 @@ class TinyModel:
     keys: tuple[str, ...] = ()  # the same features under libvmaf's keys (a sidecar may name them so)
 
     @property
+    def n_outputs(self) -> int:
+        shape = self.session.get_outputs()[0].shape
+        return int(shape[1]) if len(shape) == 2 and isinstance(shape[1], int) else 1
+
+    @property
     def columns(self) -> list[int]:
         return [column_of(f, self.order, self.keys) for f in self.features]
 
+    @property
+    def has_heads(self) -> bool:
+        """A bootstrap student (or exact graph): its output is the raw component scores, ``heads [N, n]``."""
+        return self.output_name == HEADS_NAME
+
+    @property
+    def bootstrap(self) -> Any:
+        """The bootstrap teacher whose statistics this model's heads give (its metadata/sidecar ``teacher``)."""
+        from ..teacher.spec import load_spec
+
+        teacher = (self.sidecar or {}).get("teacher") or self.metadata.get("teacher")
+        boot = load_spec(str(teacher)).bootstrap if self.has_heads and teacher else None
+        if boot is None:
+            raise ModelContractError(f"{self.path}: not a bootstrap model with heads (output {self.output_name!r})")
+        return boot
+
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Scores ``[N]`` float32 for rows ``[N, len(order)]`` (reordered and scaled as the model needs)."""
+        """Scores ``[N]`` for rows ``[N, len(order)]`` (reordered and scaled as the model needs): the graph's
+        float32 output, or for a model with heads the score libvmaf derives from them (key 0, float64)."""
+        if self.has_heads:
+            return self.statistics(rows)["score"]
+        return self.run(rows)
+
+    def predict_heads(self, rows: np.ndarray) -> np.ndarray:
+        """A bootstrap model's raw component scores ``[N, n]`` (float32, what the graph outputs)."""
+        self.bootstrap  # noqa: B018 - raises for a model without heads
+        return self.run(rows)
+
+    def statistics(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """libvmaf's per-frame bootstrap statistics from the heads (:func:`statistics_from_components`)."""
+        from ..teacher.bootstrap import statistics_from_components
+
+        return statistics_from_components(self.bootstrap, self.run(rows).astype(np.float64))
+
+    def run(self, rows: np.ndarray) -> np.ndarray:
+        """The graph's output on rows ``[N, len(order)]``: ``[N]`` scores, or ``[N, n]`` heads."""
         x = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.order))[:, self.columns]
         if self.external_scaler is not None:
             mean, std = self.external_scaler
             x = (x - mean) / std
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         if len(x32) == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros((0, self.n_outputs) if self.has_heads else 0, dtype=np.float32)
         return run_chunked(lambda c: self.session.run([self.output_name], {self.input_name: c})[0], x32)
 
 

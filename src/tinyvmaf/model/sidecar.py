@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.atomic import atomic_write_text
-from ..contract import FEATURES, INPUT_NAME, OUTPUT_NAME
+from ..contract import FEATURES, HEADS_NAME, INPUT_NAME, OUTPUT_NAME
 
 REGISTRY_FILE = "registry.json"
 SCHEMA_VERSION = 1
@@ -60,6 +60,8 @@ def make_sidecar(
     features: list[str] | None = None,
     clip: tuple[float, float] = (0.0, 100.0),
     exact: bool = False,
+    statistics: dict[str, Any] | None = None,
+    n_heads: int = 1,
 ) -> dict[str, Any]:
     """The sidecar of one of our exported models (see the module docstring for each key's reader).
 
@@ -73,6 +75,19 @@ def make_sidecar(
         raise ValueError(f"model id {model_id!r} must match {ID_RE.pattern}")
     features = list(FEATURES) if features is None else list(features)
     what = "the teacher itself (exact SVR graph)" if exact else "a distilled student"
+    if n_heads > 1:  # a bootstrap model: the heads out, the statistics derive from them (``statistics``)
+        out_name, out_shape = HEADS_NAME, [-1, n_heads]
+        notes = (
+            f"{description}. Raw libvmaf features in, heads [N, {n_heads}] out: the raw component scores of "
+            f"{teacher}; score, bagging, stddev and the 95% interval derive from them as 'statistics' says "
+            f"(clip = mean of frames, per statistic); {what}: normalisation is inside the graph."
+        )
+    else:
+        out_name, out_shape = OUTPUT_NAME, [-1]
+        notes = (
+            f"{description}. Raw libvmaf features in, per-frame VMAF in [{clip[0]:g}, {clip[1]:g}] out "
+            f"(clip = mean of frames); {what}: normalisation, correction and clipping are inside the graph."
+        )
     return {
         "id": model_id,
         "name": model_id,
@@ -84,8 +99,10 @@ def make_sidecar(
         "quant_mode": "fp32",
         "input_name": INPUT_NAME,
         "input_shape": [-1, len(features)],
-        "output_name": OUTPUT_NAME,
-        "output_shape": [-1],
+        "output_name": out_name,
+        "output_shape": out_shape,
+        **({"outputs": [f"head_{k:02d}" for k in range(n_heads)]} if n_heads > 1 else {}),
+        **({"statistics": statistics} if statistics else {}),
         "features": features,
         "onnx_has_scaler": True,
         "teacher": teacher,
@@ -95,8 +112,7 @@ def make_sidecar(
         "architecture": architecture,
         "training_box": training_box,
         "license": license,
-        "notes": f"{description}. Raw libvmaf features in, per-frame VMAF in [{clip[0]:g}, {clip[1]:g}] out "
-        f"(clip = mean of frames); {what}: normalisation, correction and clipping are inside the graph.",
+        "notes": notes,
     }
 
 

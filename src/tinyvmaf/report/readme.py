@@ -273,6 +273,30 @@ def teachers(r: Results) -> str:
     return "\n".join([*_table(head, rows), "", "(`metrics/<teacher>/{eval,gate,sample}.json`, `loco/<teacher>.json`.)"])
 
 
+def interval(r: Results) -> str:
+    """A bootstrap student: its heads and statistics beside the exact graph's, on every set."""
+    from tinyvmaf.evaluate.interval import markdown_table
+
+    ev = r.evaluation
+    figs = {m: ev[m]["interval"] for m in r.ordered_models() if isinstance(ev.get(m), dict) and "interval" in ev[m]}
+    if not figs:
+        return f"(No interval figures in `{r.path('eval_metrics')}`.)"
+    lines: list[str] = []
+    for set_name, title in SET_TITLES.items():
+        if all(set_name in f for f in figs.values()):
+            lines += [f"#### {title}", "", *markdown_table(figs, set_name), ""]
+    golden = figs.get(r.model_id, {}).get("golden", {}).get("statistics", {})
+    if golden:
+        worst = max(golden, key=lambda s: golden[s].get("pooled_abs_max") or 0.0)
+        lines += [
+            f"Golden pairs, pooled: every statistic within {golden[worst]['pooled_abs_max']:.4f} of the teacher's "
+            f"(worst: {worst}).",
+            "",
+        ]
+    lines.append(f"(`{r.path('eval_metrics')}`, also in `{r.path('model_card')}`.)")
+    return "\n".join(lines)
+
+
 def of_student(key: str, block: Callable[[Results], str]) -> Callable[[Results], str]:
     """A block of another student than the first (a note where the project does not configure it)."""
 
@@ -293,6 +317,8 @@ BLOCKS: dict[str, tuple[Callable[[Results], str], str]] = {
     "teachers": (teachers, "metrics/<teacher>/*.json"),
     "fidelity_v1016": (of_student("v1016_3d0h", fidelity), "metrics/vmaf_v1.0.16_3d0h/eval.json"),
     "teacher_v1016": (of_student("v1016_3d0h", teacher), "metrics/vmaf_v1.0.16_3d0h/sample.json"),
+    "fidelity_b063": (of_student("vb063", fidelity), "metrics/vmaf_b_v0.6.3/eval.json"),
+    "interval_b063": (of_student("vb063", interval), "metrics/vmaf_b_v0.6.3/eval.json"),
 }
 
 

@@ -8,6 +8,8 @@ features      the teacher's features in its spec's order, float32 (what the
               student is fed)
 ``label``     the teacher's score of exactly those float32 values (float64,
               clipped like libvmaf's)
+``head_kk``   a bootstrap teacher only: each component's raw, unclipped
+              score of those values (what the student's heads learn)
 ``split``     ``train`` (``sample.count`` rows, the mix) or ``val``
               (``sample.val_count`` rows, the uniform and quality generators
               only, its own random stream): the dense part of validation
@@ -47,7 +49,7 @@ import pandas as pd
 from ..common.atomic import atomic_path, atomic_write_text
 from ..config.schema import SampleConfig
 from ..contract import FEATURES
-from ..teacher.spec import TeacherSpec, load_spec, v061_family
+from ..teacher.spec import TeacherSpec, load_spec, rounding_bound, v061_family
 from .generators import GENERATORS, allocate, draw
 
 log = logging.getLogger(__name__)
@@ -82,25 +84,37 @@ def check_teacher(labels: pd.DataFrame, spec: TeacherSpec, tolerance: float) -> 
     if labels.empty:
         raise TeacherMismatch(f"teacher {teacher}: no labelled frames to check it against libvmaf on")
     x = labels[list(spec.order)].to_numpy(np.float64)
-    dev = np.abs(spec.predict(x) - labels[teacher].to_numpy(np.float64))
-    ratio = dev / spec.rounding_bound(x)
+    # A plain teacher: its score column; a bootstrap one: each component's (key 0's is the score).
+    cols = list(spec.log_columns)
+    absent = [c for c in cols if c not in labels.columns]
+    if absent:
+        raise TeacherMismatch(f"teacher {teacher}: the labels lack its logged column(s) {absent[:3]}")
+    if spec.bootstrap is None:
+        cols = [teacher]
+    dev = np.abs(spec.logged(x) - labels[cols].to_numpy(np.float64))
+    hold = [f.extractor == "speed_chroma" for f in spec.features]
+    ratio = dev / rounding_bound(spec.logged, x, hold_zero=hold)
     limit = tolerance if v061_family(spec) else np.inf
     bad = ~((ratio <= 1.0) & (dev <= limit))  # NaN fails both
     if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+        i, k = (int(v[0]) for v in np.nonzero(bad))
         row = labels.iloc[i]
         tol = f", tolerance {tolerance:g}" if limit < np.inf else ""
+        what = "score" if len(cols) == 1 else f"component {cols[k]!r}"
         raise TeacherMismatch(
-            f"teacher {teacher} from the features differs from libvmaf's logged score by {dev[i]:.3g} "
-            f"({ratio[i]:.3g} x the six-decimal rounding bound{tol}) "
+            f"teacher {teacher} from the features differs from libvmaf's logged {what} by {dev[i, k]:.3g} "
+            f"({ratio[i, k]:.3g} x the six-decimal rounding bound{tol}) "
             f"on pair {row['key']!r} frame {int(row['frame'])}: the model file and libvmaf disagree"
         )
-    return {
+    out = {
         "teacher": teacher,
         "frames": int(len(dev)),
         "max_abs_dev": float(dev.max()),
         "max_rounding_ratio": round(float(ratio.max()), 6),
     }
+    if len(cols) > 1:
+        out["components"] = len(cols)
+    return out
 
 
 def make_generic_samples(
@@ -143,9 +157,20 @@ def _labelled(x: np.ndarray, names: np.ndarray, split: str, spec: TeacherSpec) -
     x32 = x.astype(np.float32)
     df = pd.DataFrame(x32, columns=list(spec.order))
     df["label"] = spec.predict(x32.astype(np.float64))
+    add_heads(df, spec, x32)
     df["split"] = split
     df["generator"] = names
     return df
+
+
+def add_heads(df: pd.DataFrame, spec: TeacherSpec, x32: np.ndarray) -> None:
+    """A bootstrap teacher's raw component scores of exactly these float32 rows (``head_00`` …): the
+    targets of the student's heads (``label`` stays the score)."""
+    if spec.bootstrap is None:
+        return
+    raw = spec.components(x32.astype(np.float64))
+    for k, head in enumerate(spec.heads):
+        df[head] = raw[:, k]
 
 
 def make_samples(
@@ -165,6 +190,7 @@ def make_samples(
         x32 = x.astype(np.float32)
         df = pd.DataFrame(x32, columns=list(FEATURES))
         df["label"] = model.predict(x32.astype(np.float64))
+        add_heads(df, model, x32)
         df["split"] = split
         df["generator"] = names
         frames.append(df)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contract import FEATURES, TEACHER
+from ..contract import FEATURES, HEADS_NAME, TEACHER
 from ..model.runtime import TinyModel, load_tiny_model
 
 _QUALITY = FEATURES[:-1]
@@ -51,6 +51,25 @@ def model_teacher(path: str | Path) -> str:
         if isinstance(teacher, str) and teacher:
             return teacher
     return TEACHER
+
+
+def sidecar_of(path: str | Path) -> dict[str, Any]:
+    """A model's sidecar as a dict ({} without one: the fork's peers may have none)."""
+    import json
+
+    from ..model.runtime import sidecar_path
+
+    side = sidecar_path(Path(path))
+    return json.loads(side.read_text()) if side.is_file() else {}
+
+
+def check_heads(plain: Sequence[str | Path]) -> None:
+    """``--interval`` with a model that outputs one score is an error naming it."""
+    if plain:
+        raise ScoreError(
+            "--interval needs a bootstrap teacher's student (heads out, e.g. vmaf_b_v0.6.3's); "
+            f"{', '.join(map(str, plain))} output(s) a single score"
+        )
 
 
 def display_name(key: str) -> str:
@@ -94,6 +113,7 @@ def score(
     frame_policy: str = "error",
     cache_dir: str | Path | None = None,
     ffmpeg: str | None = None,
+    interval: bool = False,
 ) -> dict[str, Any]:
     """Per-frame and pooled scores of ``dist`` against ``ref`` by each model, with the teacher's beside them.
 
@@ -104,6 +124,14 @@ def score(
     features libvmaf logged), ``pooled`` (the mean over frames, the way VMAF
     pools: teacher, ``scores`` and ``diff`` per model) and ``warnings``.
     ``teacher`` (default: the first model's) is printed beside the models.
+
+    ``interval``: every model must be a bootstrap teacher's (``heads``
+    out); the result's ``interval`` then holds, per frame and pooled, each
+    model's score, bagging, stddev and 95% interval beside the teacher's.
+    The teacher's are the callable teacher's on the frame's logged features
+    (FFmpeg's libvmaf cannot load a bootstrap model, only each component:
+    ``tests/teacher/test_bootstrap.py`` holds the callable teacher to
+    Netflix's own CLI within 2e-4).
     """
     from ..config.schema import ConfigError, ExtractConfig, check_teacher
     from ..extract.pair import make_pair, pair_features
@@ -128,6 +156,8 @@ def score(
             check_teacher(where, t)
         except ConfigError as exc:
             raise ScoreError(str(exc)) from None
+    if interval:  # before any libvmaf run: what the sidecars say
+        check_heads([m for m in models if sidecar_of(m).get("output_name") != HEADS_NAME])
     pool = ThreadPoolExecutor(max_workers=1)
     loading = pool.submit(lambda: [load_model_for(m, t) for m, t in zip(models, needs, strict=True)])
     pair = make_pair(
@@ -152,6 +182,8 @@ def score(
         loaded: list[TinyModel] = loading.result()
     finally:
         pool.shutdown(wait=True)
+    if interval:  # the graphs themselves (a sidecar could claim heads its graph lacks)
+        check_heads([m.path for m in loaded if not m.has_heads])
     names = unique_names([m.name for m in loaded])
     logged = feats["frames"][0].keys() if feats["frames"] else set()
     preds, warnings = {}, [f"{m.path}: {w}" for m in loaded for w in m.warnings]
@@ -180,6 +212,9 @@ def score(
         )
     pooled_teacher = float(feats["pooled"][teacher])
     pooled = {n: float(p.mean()) for n, p in preds.items()}
+    extra: dict[str, Any] = {}
+    if interval:
+        extra["interval"] = interval_table(feats["frames"], loaded, names)
     return {
         "ref": str(ref),
         "dist": str(dist),
@@ -193,7 +228,47 @@ def score(
             "diff": {n: s - pooled_teacher for n, s in pooled.items()},
         },
         "warnings": warnings,
+        **extra,
     }
+
+
+def interval_table(frames: list[dict[str, Any]], models: list[TinyModel], names: list[str]) -> dict[str, Any]:
+    """Per frame and pooled: the five statistics (and the interval width) of the teacher and of each model."""
+    from ..evaluate.interval import with_width
+    from ..teacher.spec import load_spec
+
+    teachers = {str(m.bootstrap.name) for m in models}
+    if len(teachers) != 1:
+        raise ScoreError(f"--interval compares models of one bootstrap teacher, got {sorted(teachers)}")
+    spec = load_spec(teachers.pop())
+    x = np.array([[f[k] for k in spec.keys] for f in frames], dtype=np.float64)
+    stats = {"teacher": with_width(spec.bootstrap.statistics(x, order=spec.order))}
+    for n, m in zip(names, models, strict=True):
+        stats[n] = with_width(m.statistics(x))
+    return {
+        "teacher": spec.name,
+        "frames": [
+            {"frame": f["frame"], **{who: {k: float(v[i]) for k, v in st.items()} for who, st in stats.items()}}
+            for i, f in enumerate(frames)
+        ],
+        "pooled": {who: {k: float(v.mean()) for k, v in st.items()} for who, st in stats.items()},
+    }
+
+
+def format_interval(result: dict[str, Any]) -> str:
+    """``--interval``: per frame and pooled, score / bagging / stddev / 95% interval, teacher then each model."""
+    iv = result["interval"]
+    who = ["teacher", *result["models"]]
+    w = max(12, *(len(n) for n in who))
+    cols = ("score", "bagging", "stddev", "ci_p95_lo", "ci_p95_hi")
+    head = f"{'frame':>5} {'':<{w}} " + " ".join(f"{c:>10}" for c in cols)
+    lines = ["", f"bootstrap statistics ({iv['teacher']}; the teacher's from the logged features):", head]
+    rows = [*((str(f["frame"]), f) for f in iv["frames"]), ("pool", iv["pooled"])]
+    for label, f in rows:
+        for k, name in enumerate(who):
+            vals = " ".join(f"{f[name][c]:>10.4f}" for c in cols)
+            lines.append(f"{label if k == 0 else '':>5} {name:<{w}} {vals}")
+    return "\n".join(lines)
 
 
 def load_model_for(path: str | Path, teacher: str) -> TinyModel:

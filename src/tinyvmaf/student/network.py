@@ -29,6 +29,7 @@ polynomial).  See ``tinyvmaf.export.graph`` and ``benchmarks/graph_forms.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,10 +57,25 @@ class StudentInterface:
     order: tuple[str, ...]
     clip: tuple[float, float]
     correction: tuple[int, int, float] | None  # (speed_chroma column, adm3 column, c)
+    heads: tuple[str, ...] = ("score",)  # a bootstrap teacher's: head_00 … head_20 (raw components)
 
     @property
     def n_features(self) -> int:
         return len(self.order)
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.heads)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The label/sample columns the output learns: ``label`` (the score), or the heads' own columns."""
+        return ("label",) if self.n_heads == 1 else self.heads
+
+    @property
+    def output_clip(self) -> tuple[float, float]:
+        """What the network's output is clamped to: the score clip, or nothing for raw bootstrap heads."""
+        return self.clip if self.n_heads == 1 else (-math.inf, math.inf)
 
 
 def interface_of(teacher: str) -> StudentInterface:
@@ -76,11 +92,15 @@ def interface_of(teacher: str) -> StudentInterface:
         if len(speed) != 1 or len(adm3) != 1:
             raise ValueError(f"{teacher}: chroma correction needs one speed_chroma and one adm3 feature")
         correction = (speed[0], adm3[0], float(c))
-    return StudentInterface(teacher, spec.order, (float(lo), float(hi)), correction)
+    return StudentInterface(teacher, spec.order, (float(lo), float(hi)), correction, spec.heads)
 
 
 class StudentMLP(nn.Module):
-    """``depth × [Linear(width) → activation (→ Dropout)] → Linear(1)`` over normalised features."""
+    """``depth × [Linear(width) → activation (→ Dropout)] → Linear(heads)`` over normalised features.
+
+    One head for a plain teacher (the score); one per component for a
+    bootstrap teacher (21 for ``vmaf_b_v0.6.3``), sharing the hidden layers.
+    """
 
     def __init__(self, width: int, depth: int, *, activation: str, dropout: float, teacher: str = TEACHER) -> None:
         super().__init__()
@@ -101,7 +121,7 @@ class StudentMLP(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             fan_in = width
-        layers.append(nn.Linear(fan_in, 1))
+        layers.append(nn.Linear(fan_in, self.interface.n_heads))
         self.net = nn.Sequential(*layers)
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -131,13 +151,20 @@ class StudentMLP(nn.Module):
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
+    @property
+    def n_heads(self) -> int:
+        return self.interface.n_heads
+
     def forward_unclipped(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw features → score, not clipped: training uses this so gradients flow at the clip bounds."""
-        return self.net(self.normalise(self.correct(x))).squeeze(-1)
+        """Raw features → score ``[N]`` (or heads ``[N, H]``), not clipped: training uses this so gradients
+        flow at the clip bounds."""
+        out = self.net(self.normalise(self.correct(x)))
+        return out.squeeze(-1) if self.n_heads == 1 else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw features ``[N, F]`` → VMAF ``[N]`` clipped like the teacher (its file's ``score_clip``)."""
-        lo, hi = self.clip
+        """Raw features ``[N, F]`` → VMAF ``[N]`` clipped like the teacher (its file's ``score_clip``), or a
+        bootstrap teacher's raw component scores ``[N, H]`` (unclipped: the statistics derive from them)."""
+        lo, hi = self.interface.output_clip
         return torch.clamp(self.forward_unclipped(x), lo, hi)
 
     def linears(self) -> list[nn.Linear]:

@@ -28,14 +28,18 @@ syntax).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .svr import ScoreTransform, SvrTeacher, TeacherModelError, load_teacher
+
+if TYPE_CHECKING:
+    from .bootstrap import BootstrapTeacher
 
 #: ``VMAF_integer_feature_adm2_score`` → extractor family and libvmaf's short key (``alias.c``).
 _FEATURE_RE = re.compile(
@@ -128,7 +132,51 @@ class TeacherSpec:
     name: str
     path: Path  # the carried model file
     features: tuple[FeatureSpec, ...]  # in the column order rows are passed in
-    teacher: SvrTeacher
+    teacher: SvrTeacher  # the model whose score libvmaf reports (a bootstrap file's key "0")
+    bootstrap: BootstrapTeacher | None = None  # a bootstrap file: all its components (key "0" first)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """What a student of this teacher outputs: ``("score",)``, or one raw component per bootstrap key
+        (``head_00`` … ``head_20``) from which the statistics derive as libvmaf derives them."""
+        if self.bootstrap is None:
+            return ("score",)
+        return tuple(f"head_{k:02d}" for k in range(self.bootstrap.n_components))
+
+    @property
+    def log_columns(self) -> tuple[str, ...]:
+        """The score columns libvmaf logs for this teacher: its name, or per bootstrap component
+        ``<name>_<kk>`` (FFmpeg loads each key as a plain model, :meth:`model_option`)."""
+        if self.bootstrap is None:
+            return (self.name,)
+        return tuple(f"{self.name}_{k:02d}" for k in range(self.bootstrap.n_components))
+
+    def components(self, rows: Any) -> Any:
+        """``[N, heads]`` raw targets in :attr:`order`: the bootstrap's unclipped component scores, or the
+        score (``[N, 1]``, clipped as libvmaf reports it) of a plain teacher."""
+        if self.bootstrap is None:
+            return self.predict(rows)[:, None]
+        return self.bootstrap.components(rows, order=self.order)
+
+    def logged(self, rows: Any) -> Any:
+        """``[N, len(log_columns)]``: each logged score column as the callable teacher computes it (a
+        bootstrap's components clipped as libvmaf logs them; key 0's is the score)."""
+        import numpy as np
+
+        if self.bootstrap is None:
+            return self.predict(rows)[:, None]
+        raw = self.bootstrap.components(rows, order=self.order)
+        clips = [m.score_clip or (-np.inf, np.inf) for m in self.bootstrap.models]
+        return np.clip(raw, [c[0] for c in clips], [c[1] for c in clips])
+
+    def logged_predictors(self) -> dict[str, Any]:
+        """``{logged column: rows → that column's value}``: what libvmaf logs, as the callable teacher
+        computes it (the score; for a bootstrap file also each component, clipped as libvmaf logs it)."""
+        out: dict[str, Any] = {self.name: self.predict}
+        if self.bootstrap is not None:
+            for col, m in zip(self.log_columns, self.bootstrap.models, strict=True):
+                out[col] = lambda rows, m=m: m.predict(rows, order=self.order)
+        return out
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -202,6 +250,11 @@ class TeacherSpec:
         (a space, a quote, ``:``, ``|``, a backslash, ...) would need escaping
         at three levels; it is refused by name (:class:`UnsafeFilterPath`).
         """
+        if self.bootstrap is not None:  # FFmpeg cannot load the bootstrap file: each key as a plain model
+            if name not in (None, self.name):
+                raise ValueError(f"{self.name}: a bootstrap teacher's components are named after it, not {name!r}")
+            folder = component_dir(self.bootstrap)  # written once; FFmpeg processes may be reading it now
+            return "|".join(f"path={filter_safe_path(folder / f'{c}.json')}\\:name={c}" for c in self.log_columns)
         return f"path={filter_safe_path(self.path)}\\:name={name or self.name}"
 
 
@@ -229,11 +282,11 @@ def rounding_bound(
     import numpy as np
 
     x = np.asarray(rows, dtype=np.float64)
-    base = predict(x)
-    bound = np.full(len(x), float(score_rounding))
+    base = predict(x)  # [N], or [N, H] for several outputs at once (a bootstrap's components)
+    bound = np.full(np.shape(base), float(score_rounding))
     for j in range(x.shape[1]):
         hold = x[:, j] == 0.0 if hold_zero and hold_zero[j] else np.zeros(len(x), dtype=bool)
-        worst = np.zeros(len(x))
+        worst = np.zeros(np.shape(base))
         for sign in (1.0, -1.0):
             xp = x.copy()
             xp[:, j] = np.where(hold, x[:, j], x[:, j] + sign * step)
@@ -384,7 +437,55 @@ def model_path(name: str) -> Path:
 
 @lru_cache(maxsize=32)
 def load_spec(model: str | Path) -> TeacherSpec:
-    """The spec of a packaged teacher by name (``vmaf_v1.0.16_3d0h``) or of a libvmaf JSON model file by path."""
-    teacher = load_teacher(model)
+    """The spec of a packaged teacher by name (``vmaf_v1.0.16_3d0h``) or of a libvmaf JSON model file by path.
+
+    A bootstrap file (keys ``"0"`` … ``"n"``, ``vmaf_b_v0.6.3``) gives the
+    spec of its key ``"0"`` (the score) with every component attached
+    (:attr:`TeacherSpec.bootstrap`).
+    """
     path = Path(model) if (Path(model).suffix == ".json" or Path(model).is_file()) else model_path(str(model))
-    return spec_from_teacher(teacher, path)
+    if is_bootstrap_file(path):
+        from .bootstrap import load_bootstrap
+
+        boot = load_bootstrap(model)
+        base = spec_from_teacher(boot.models[0], path)
+        return dataclasses.replace(base, name=boot.name, bootstrap=boot)
+    return spec_from_teacher(load_teacher(model), path)
+
+
+@lru_cache(maxsize=32)
+def is_bootstrap_file(path: Path) -> bool:
+    """A libvmaf bootstrap model: a JSON object of numbered keys, each a ``model_dict`` (no top-level one)."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False  # load_teacher names the fault
+    return isinstance(doc, dict) and "model_dict" not in doc and "0" in doc
+
+
+def component_dir(boot: BootstrapTeacher) -> Path:
+    """Where a bootstrap file's components are written for FFmpeg (``path=`` each), keyed by the file's bytes.
+
+    Written once per file version into the temp folder (atomically: a folder
+    renamed into place), so concurrent extractions share it and a changed
+    file gets a new folder.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    digest = hashlib.sha256(boot.path.read_bytes()).hexdigest()[:16]
+    root = Path(tempfile.gettempdir()) / "tinyvmaf-models"
+    final = root / f"{boot.name}-{digest}"
+    if not (final / f"{boot.name}_{boot.n_components - 1:02d}.json").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{boot.name}-", dir=root))
+        boot.write_components(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process put it there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

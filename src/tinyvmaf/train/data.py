@@ -61,8 +61,12 @@ def split_tensors(
     samples: pd.DataFrame | None = None,
     weight: float = 1.0,
     order: tuple[str, ...] = FEATURES,
+    targets: tuple[str, ...] = ("label",),
 ):
-    """The rows of ``split`` (columns ``order``): real frames first, then its sampled vectors (weight ``weight``)."""
+    """The rows of ``split`` (columns ``order``): real frames first, then its sampled vectors (weight ``weight``).
+
+    ``y`` is ``[N]`` for one target column (``label``), ``[N, H]`` for several (a bootstrap's heads).
+    """
     part = labels[labels["split"] == split]
     extra = samples[samples["split"] == split] if samples is not None else None
     if part.empty and (extra is None or extra.empty):
@@ -70,12 +74,12 @@ def split_tensors(
     codes, uniques = pd.factorize(part["key"], sort=False)
     mos = part.groupby("key", sort=False)["mos100"].first().reindex(uniques).to_numpy(np.float64)
     x = [part[list(order)].to_numpy(np.float32)]
-    y = [part["label"].to_numpy(np.float32)]
+    y = [_targets(part, targets)]
     w = [np.ones(len(part), np.float32)]
     g = [codes.astype(np.int64)]
     if extra is not None and not extra.empty:
         x.append(extra[list(order)].to_numpy(np.float32))
-        y.append(extra["label"].to_numpy(np.float32))
+        y.append(_targets(extra, targets))
         w.append(np.full(len(extra), weight, np.float32))
         g.append(np.full(len(extra), -1, np.int64))
     return SplitTensors(
@@ -86,6 +90,11 @@ def split_tensors(
         mos100=torch.tensor(mos.astype(np.float32)),
         n_frames=len(part),
     )
+
+
+def _targets(df: pd.DataFrame, targets: tuple[str, ...]) -> np.ndarray:
+    y = df[list(targets)].to_numpy(np.float32)
+    return y[:, 0].copy() if len(targets) == 1 else y
 
 
 class TrainBatches:
@@ -174,6 +183,7 @@ class FrameDataModule(pl.LightningDataModule):
         *,
         samples: str | Path | pd.DataFrame | None,
         order: tuple[str, ...] = FEATURES,
+        targets: tuple[str, ...] = ("label",),
         batch_size: int,
         augment: AugmentConfig,
         sample_weight: float,
@@ -184,6 +194,7 @@ class FrameDataModule(pl.LightningDataModule):
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
         self.labels_source, self.samples_source = labels, samples
         self.order = tuple(order)
+        self.targets = tuple(targets)
         self.batch_size = int(batch_size)
         self.augment, self.sample_weight, self.seed = augment, float(sample_weight), int(seed)
         self.splits: dict[str, SplitTensors] = {}
@@ -198,17 +209,17 @@ class FrameDataModule(pl.LightningDataModule):
         labels = read_table(self.labels_source)
         samples = read_table(self.samples_source)
         assert labels is not None
-        missing = [c for c in (*self.order, "label", "key", "split", "mos100") if c not in labels.columns]
+        missing = [c for c in (*self.order, *self.targets, "key", "split", "mos100") if c not in labels.columns]
         if missing:
             raise ValueError(f"labels lack column(s) {missing} (run the label stage)")
         if samples is not None:
-            missing = [c for c in (*self.order, "label", "split") if c not in samples.columns]
+            missing = [c for c in (*self.order, *self.targets, "split") if c not in samples.columns]
             if missing:
                 raise ValueError(f"samples lack column(s) {missing} (run the sample stage)")
         for split in ("train", "val"):
-            self.splits[split] = split_tensors(labels, split, samples, self.sample_weight, self.order)
+            self.splits[split] = split_tensors(labels, split, samples, self.sample_weight, self.order, self.targets)
         if (labels["split"] == "test").any():
-            self.splits["test"] = split_tensors(labels, "test", order=self.order)
+            self.splits["test"] = split_tensors(labels, "test", order=self.order, targets=self.targets)
         x = self.splits["train"].x.double()
         self.mean = x.mean(0).float()
         self.std = x.std(0, unbiased=False).float()

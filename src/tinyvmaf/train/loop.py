@@ -147,9 +147,11 @@ def build_datamodule(
     from ..student.network import interface_of
     from .data import FrameDataModule
 
+    face = interface_of(teacher)
     return FrameDataModule(
         labels,
-        order=interface_of(teacher).order,
+        order=face.order,
+        targets=face.targets,
         samples=samples,
         batch_size=cfg.train.batch_size,
         augment=cfg.train.augment,
@@ -234,7 +236,7 @@ def fit_one(
         model.student.set_normalisation(xc.mean(0).float(), xc.std(0, unbiased=False).float())
         model.val_frames = dm.splits["val"].n_frames
         y = dm.splits["train"].y.double()
-        model.init_output(float(y.mean()), float(y.std()))
+        model.init_output(y.mean(0), y.std(0))
         if model.hparams.mos_lambda > 0:
             if not dm.has_mos("train"):
                 raise ValueError("train.mos_lambda > 0 but no train pair has a MOS/DMOS in the manifest")
@@ -280,6 +282,8 @@ def fit_one(
             raise RuntimeError(f"{name}: checkpoint val RMSE {check} != epoch {best_epoch}'s {rec[MONITOR]}")
         n = val.n_frames
         title = f"{name} (epoch {best_epoch})"
+        if pred.ndim == 2:  # bootstrap heads: the plot shows head 0, the score's component
+            pred, target = pred[:, 0], target[:, 0]
         scatter = scatter_plot(pred[:n], target[:n], workdir / "val_scatter.png", title) if n >= 2 else None
         config_path = workdir / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

@@ -61,7 +61,10 @@ def residual(
 
 
 def weighted_huber(r: torch.Tensor, w: torch.Tensor, delta: float) -> torch.Tensor:
+    """Per-row Huber, weighted; a row of several heads counts the mean over its heads."""
     per_row = F.huber_loss(r, torch.zeros_like(r), delta=delta, reduction="none")
+    if per_row.ndim == 2:
+        per_row = per_row.mean(1)
     return (per_row * w).sum() / w.sum().clamp_min(1e-12)
 
 
@@ -107,7 +110,7 @@ class LitStudent(pl.LightningModule):
         self._val_y: list[torch.Tensor] = []
 
     @torch.no_grad()
-    def init_output(self, label_mean: float, label_std: float) -> None:
+    def init_output(self, label_mean: torch.Tensor | float, label_std: torch.Tensor | float) -> None:
         """Start the last layer at the labels' scale: bias = mean, weights × std.
 
         The hidden layers see normalised inputs and produce O(1) activations;
@@ -115,8 +118,14 @@ class LitStudent(pl.LightningModule):
         only walk the output bias towards 50; with it, training starts on the shape.
         """
         last = self.student.linears()[-1]
-        last.weight.mul_(float(label_std))
-        last.bias.fill_(float(label_mean))
+        mean = torch.as_tensor(label_mean, dtype=torch.float64).reshape(-1)  # one per head
+        std = torch.as_tensor(label_std, dtype=torch.float64).reshape(-1)
+        if len(mean) == 1:  # one head: exactly the scalar arithmetic of before (same bits)
+            last.weight.mul_(float(std[0]))
+            last.bias.fill_(float(mean[0]))
+        else:
+            last.weight.mul_(std.float()[:, None])
+            last.bias.copy_(mean.float())
 
     def set_mos_targets(self, mos100: torch.Tensor) -> None:
         """Per-pair MOS (0-100, NaN unknown) indexed by the datamodule's train ``group`` ids."""
@@ -129,9 +138,11 @@ class LitStudent(pl.LightningModule):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hp = self.hparams
         pred = self.student.forward_unclipped(batch["x"])
-        out = weighted_huber(residual(pred, batch["y"], hp.loss, self.student.clip), batch["w"], hp.huber_delta)
+        clip = self.student.interface.output_clip
+        out = weighted_huber(residual(pred, batch["y"], hp.loss, clip), batch["w"], hp.huber_delta)
         if hp.mos_lambda > 0 and self.mos_targets is not None:
-            out = out + hp.mos_lambda * self._mos_term(pred, batch["group"])
+            score = pred if pred.ndim == 1 else pred[:, 0]  # a bootstrap: key 0's head is the score
+            out = out + hp.mos_lambda * self._mos_term(score, batch["group"])
         return out
 
     def _mos_term(self, pred: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
@@ -182,7 +193,7 @@ class LitStudent(pl.LightningModule):
         y = torch.cat(self._val_y)
         rec = {
             "epoch": int(self.current_epoch),
-            **val_metrics(raw, y, self.val_frames, self.hparams, self.student.clip),
+            **val_metrics(raw, y, self.val_frames, self.hparams, self.student.interface.output_clip),
         }
         rec["train_loss"] = float(self._train_sum) / self._train_n if self._train_n else math.nan
         self.history.append(rec)
@@ -219,8 +230,9 @@ def val_metrics(
     """
     pred = torch.clamp(raw, clip[0], clip[1]).double().numpy()
     target = y.double().numpy()
-    err2 = (pred - target) ** 2
-    plcc, srocc = pearson(pred, target), spearman(pred, target)
+    err2 = (pred - target) ** 2  # a bootstrap's [N, heads]: the RMSEs run over every head
+    score, want = (pred, target) if pred.ndim == 1 else (pred[:, 0], target[:, 0])
+    plcc, srocc = pearson(score, want), spearman(score, want)
 
     def rms(a: np.ndarray) -> float:
         return float(np.sqrt(a.mean())) if a.size else math.nan
