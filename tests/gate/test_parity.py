@@ -119,3 +119,40 @@ def test_model_is_checker_clean_and_plain() -> None:
     onnx.checker.check_model(model, full_check=True)
     assert {n.domain for n in model.graph.node} == {""}
     assert {n.op_type for n in model.graph.node} <= set(EMITTED_OPS)
+
+
+def bootstrap_student(seed: int = 0) -> StudentMLP:
+    """An untrained student of ``vmaf_b_v0.6.3``: 21 heads, raw (unclipped) outputs spread like components."""
+    torch.manual_seed(seed)
+    student = StudentMLP(64, 3, activation="hardswish", dropout=0.0, teacher="vmaf_b_v0.6.3")
+    x = torch.from_numpy(random_rows(4096, seed, QUALITY_MAX, MOTION2_MAX))
+    student.set_normalisation(x.mean(0), x.std(0))
+    with torch.no_grad():
+        last = student.linears()[-1]
+        y = student.forward_unclipped(x)
+        last.weight.mul_(15.0 / y.std(0)[:, None])
+        last.bias.sub_(student.forward_unclipped(x).mean(0) - 50.0)
+    return student.eval()
+
+
+def test_a_bootstrap_student_outputs_its_heads_unclipped_and_bit_identical_on_every_backend() -> None:
+    student = bootstrap_student()
+    model = build_student_graph(student)
+    assert [o.name for o in model.graph.output] == ["heads"]
+    assert "Clip" not in {n.op_type for n in model.graph.node if n.name.startswith("clip")}
+    x = np.concatenate([rows(1, 5000), rows(2, 5000)])
+    out = run_backends(model, x)
+    assert out["onnxruntime"].shape == (10_000, 21)
+    assert float(out["onnxruntime"].max()) > 100 or float(out["onnxruntime"].min()) < 0  # really not clipped
+    for name in ("onnxruntime", "onnxruntime_unoptimised"):
+        assert np.array_equal(out[name].view(np.uint32), out["reference_evaluator"].view(np.uint32)), name
+    assert np.array_equal(graph_order_float32(student, x).view(np.uint32), out["onnxruntime"].view(np.uint32))
+    with torch.no_grad():
+        torch_out = student(torch.from_numpy(x)).numpy()
+    assert torch_out.shape == (10_000, 21) and np.abs(torch_out - out["onnxruntime"]).max() < 1e-3
+    res = parity_check(
+        model, student, {"random": rows(1, 5000), "unseen": rows(2, 5000)}, max_ulp_scaled=2, ulp_scale=64.0,
+        student_max_ulp=64,
+    )  # fmt: skip
+    assert res.passed, [c.describe() for c in res.criteria if not c.passed]
+    assert res.details["onnxruntime"]["worst_row"]["head"].startswith("head_")

@@ -104,3 +104,57 @@ def test_statistics_follow_predict_c() -> None:
     assert st["stddev"][2] == 0.0  # raw mean 110.5: past 100.01, transform-then-clip is flat
     with pytest.raises(ValueError, match="21"):
         statistics_from_components(b, raw[:, :20])
+
+
+def test_shared_kernel_components_are_each_components_own_bits() -> None:
+    """components() computes each distinct support vector's kernel once; the bits are each SVR's own predict's."""
+    b = load_bootstrap()
+    rng = np.random.default_rng(11)
+    x = np.column_stack([rng.uniform(0.2, 1.1, (3000, 5)), rng.uniform(0, 40, 3000)])
+    x[::7, 5] = 0.0
+    fast = b.components(x)
+    each = np.stack([m.predict(x, clip=False, transform=False) for m in b.models], axis=1)
+    assert fast.shape == (3000, 21)
+    assert np.array_equal(fast.view(np.uint64), each.view(np.uint64))
+    assert fast.max() > 100 and fast.min() < 0  # raw: the clip is the statistics' business
+
+
+def test_the_spec_of_a_bootstrap_file() -> None:
+    from tinyvmaf.teacher.spec import load_spec, v061_family
+
+    s = load_spec("vmaf_b_v0.6.3")
+    assert s.name == "vmaf_b_v0.6.3" and s.bootstrap is not None and v061_family(s)
+    assert s.heads == tuple(f"head_{k:02d}" for k in range(21))
+    assert s.log_columns == tuple(f"vmaf_b_v0.6.3_{k:02d}" for k in range(21))
+    opts = s.model_option().split("|")
+    assert len(opts) == 21 and all(o.endswith(f"\\:name=vmaf_b_v0.6.3_{k:02d}") for k, o in enumerate(opts))
+    files = [Path(o.split("\\:")[0].removeprefix("path=")) for o in opts]
+    assert all(json.loads(f.read_text())["model_dict"]["model_type"] == "LIBSVMNUSVR" for f in files)
+    x = np.array([[0.95, 0.6, 0.85, 0.92, 0.95, 4.0], [0.5, 0.1, 0.3, 0.4, 0.5, 30.0]])
+    np.testing.assert_array_equal(s.predict(x), np.clip(s.components(x)[:, 0], 0, 100))  # the score is key 0's
+    logged = s.logged(x)
+    assert logged.shape == (2, 21) and logged.min() >= 0 and logged.max() <= 100
+    with pytest.raises(ValueError, match="named after it"):
+        s.model_option("other")
+
+
+def test_each_component_equals_libvmaf_on_demo_content(tmp_path: Path) -> None:
+    """The demo corpus' kind of content (synthetic sources, x264 rungs), through the extract stage's own path."""
+    from tinyvmaf.config.schema import ExtractConfig
+    from tinyvmaf.extract.pair import make_pair, pair_features
+    from tinyvmaf.teacher.spec import load_spec
+
+    from servers import render_corpus
+
+    corpus = render_corpus(tmp_path / "data", sources=("mandelbrot",), hrcs=("x264_crf38",), frames=12)
+    ref = next((corpus / "ref").iterdir())
+    dist = next((corpus / "dist").iterdir())
+    cfg = ExtractConfig(teachers=["vmaf_b_v0.6.3"], frame_policy="error", workers=1, ffmpeg=None,
+                        cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    frames = pair_features(make_pair(ref, dist), cfg)["frames"]
+    s = load_spec("vmaf_b_v0.6.3")
+    x = np.array([[f[k] for k in s.keys] for f in frames])
+    logged = np.array([[f[c] for c in s.log_columns] for f in frames])
+    ratio = np.abs(s.logged(x) - logged) / rounding_bound(s.logged, x)
+    assert len(frames) == 12 and ratio.max() <= 1.0, ratio.max()
+    assert [f["vmaf_b_v0.6.3"] for f in frames] == [f["vmaf_b_v0.6.3_00"] for f in frames]  # the score column
