@@ -102,3 +102,17 @@ def test_a_student_of_the_bootstrap_trains_21_heads(cfg, tmp_path: Path) -> None
     heads = samples.loc[samples["split"] == "val", list(load_spec(TEACHER).heads)].to_numpy(np.float64)
     baseline = float(np.sqrt(((heads - heads.mean(0)) ** 2).mean()))
     assert res.val["val_rmse"] < 0.5 * baseline, (res.val["val_rmse"], baseline)
+
+
+def test_scoring_rows_on_every_core_gives_the_bits_of_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinyvmaf.sample import parallel
+
+    monkeypatch.setattr(parallel, "CHUNK", 1000)  # three chunks of a small table, over two processes
+    rng = np.random.default_rng(9)
+    x = np.column_stack([rng.uniform(0.2, 1.1, (2500, 5)), rng.uniform(0, 40, 2500)])
+    spec = load_spec(TEACHER)
+    for what, ref in (("predict", spec.predict(x)), ("components", spec.components(x))):
+        got = parallel.score_rows(TEACHER, x, what, workers=2)
+        assert got.shape == ref.shape and np.array_equal(got.view(np.uint64), ref.view(np.uint64)), what
+    with pytest.raises(ValueError, match="what"):
+        parallel.score_rows(TEACHER, x[:10], "heads")

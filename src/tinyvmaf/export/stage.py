@@ -26,7 +26,7 @@ from .. import __version__
 from ..common.atomic import atomic_write_bytes, atomic_write_text
 from ..common.provenance import UNKNOWN, data_version, file_sha256
 from ..config.schema import Config
-from ..contract import FEATURES, IR_VERSION
+from ..contract import IR_VERSION, TEACHER
 from ..evaluate.measure import measure_models
 from ..evaluate.peers import load_peers
 from ..model.sidecar import make_sidecar, sha256_bytes, write_sidecar
@@ -318,7 +318,8 @@ def evaluate_model(params: Config, paths: ExportPaths, student_key: str | None =
         exact_name: exact_parameters(spec),
         **{n: s.n_parameters() for n, s in sweep.items()},
     }
-    peers = load_peers(paths.peers_dir, params.evaluate.peers) if spec.order == FEATURES else {}
+    # The fork's peers distil vmaf_v0.6.1: beside its student only (the bootstrap reads the same features)
+    peers = load_peers(paths.peers_dir, params.evaluate.peers) if spec.name == TEACHER else {}
     models.update({n: m.predict for n, m in peers.items()})
     sizes.update({n: onnx_parameters(m.path) for n, m in peers.items()})
     evaluation = measure_models(models, sets, within=within)

@@ -51,6 +51,7 @@ from ..config.schema import SampleConfig
 from ..contract import FEATURES
 from ..teacher.spec import TeacherSpec, load_spec, rounding_bound, v061_family
 from .generators import GENERATORS, allocate, draw
+from .parallel import score_rows
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def make_generic_samples(
 def _labelled(x: np.ndarray, names: np.ndarray, split: str, spec: TeacherSpec) -> pd.DataFrame:
     x32 = x.astype(np.float32)
     df = pd.DataFrame(x32, columns=list(spec.order))
-    df["label"] = spec.predict(x32.astype(np.float64))
+    df["label"] = score_rows(spec.name, x32.astype(np.float64))
     add_heads(df, spec, x32)
     df["split"] = split
     df["generator"] = names
@@ -168,7 +169,7 @@ def add_heads(df: pd.DataFrame, spec: TeacherSpec, x32: np.ndarray) -> None:
     targets of the student's heads (``label`` stays the score)."""
     if spec.bootstrap is None:
         return
-    raw = spec.components(x32.astype(np.float64))
+    raw = score_rows(spec.name, x32.astype(np.float64), "components")
     for k, head in enumerate(spec.heads):
         df[head] = raw[:, k]
 
@@ -189,7 +190,7 @@ def make_samples(
         x, names = draw(rng, alloc, train_frames, cfg.bounds, cfg.quality, cfg.jitter)
         x32 = x.astype(np.float32)
         df = pd.DataFrame(x32, columns=list(FEATURES))
-        df["label"] = model.predict(x32.astype(np.float64))
+        df["label"] = score_rows(teacher, x32.astype(np.float64))
         add_heads(df, model, x32)
         df["split"] = split
         df["generator"] = names
