@@ -37,9 +37,12 @@ run: setup corpus
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# Two pytest-xdist workers, a test module at a time to whichever is free, the slowest modules first
+# (tests/conftest.py's XDIST_FIRST; expensive session fixtures are built once per run, tests/once.py).
+# One file alone runs as always: `.venv/bin/python -m pytest -q tests/gate/test_gate.py`.
 test: setup system-deps
 	$(BIN)/ruff check src tests benchmarks train.py
-	$(BIN)/python -m pytest -q --durations=10 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=20 tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks train.py

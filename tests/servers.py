@@ -1,14 +1,18 @@
 """Servers, clusters and a shared small pipeline for the team-workflow tests (a pytest plugin).
 
 Test modules load it with ``pytest_plugins = ["servers"]``, so its
-session-scoped fixtures are built once per run, whichever module asks first:
+session-scoped fixtures are built once per run, whichever module asks first
+(also under pytest-xdist: ``pipeline`` and ``small_corpus`` go through ``once.build_once``):
 
 * ``pipeline`` — project copy "A" (the working tree, a small demo corpus,
   one arch, a smaller sample, the default gate thresholds) after a full, timed
   ``dvc repro`` that passes the gate.
-  Its ``labels.parquet`` feeds the MLflow and scale-out tests too.
+  Its ``labels.parquet`` feeds the MLflow and scale-out tests too. Tests only
+  read A (two xdist workers use it at once); one that changes a project works
+  on its own :meth:`Pipeline.copy`.
 * ``ray_cluster`` — a Ray head on 127.0.0.1 (all its ports chosen free),
-  stopped after the session.
+  stopped after the session (its users sit in one module, so under xdist's
+  ``--dist loadscope`` one worker starts it).
 
 and context managers for servers that a test starts and stops itself
 (:func:`mlflow_server`, :func:`moto_s3`).  Every server binds 127.0.0.1,
@@ -21,6 +25,8 @@ with the tail of its log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import shutil
 import signal
@@ -39,6 +45,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from once import build_once
 from project import SMALL_HRCS, SMALL_SOURCES, copy_project, env, journal_lines, run
 
 BIN = Path(sys.executable).parent
@@ -62,14 +69,16 @@ FAST_CONF: dict[str, object] = {
 #: Config groups chosen in ``conf/config.yaml``'s defaults list for the copies: one arch, not the sweep.
 FAST_DEFAULTS: dict[str, str] = {"sweep": "single", "arch": "mlp_32x2"}
 
-#: Secrets a user's environment may hold; nothing the project writes may contain them.
-CANARY = f"canary-{uuid.uuid4().hex}"
+#: Secrets a user's environment may hold; nothing the project writes may contain them. One value per run:
+#: under xdist, from the run's id (each worker imports this module; the pipeline is built by one of them).
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+CANARY = "canary-" + hashlib.sha256(f"tinyvmaf-canary-{_RUN_ID}".encode()).hexdigest()[:32]
 CANARY_ENV = {
     "AWS_SECRET_ACCESS_KEY": f"{CANARY}-aws",
     "MLFLOW_TRACKING_PASSWORD": f"{CANARY}-mlflow",
 }
 
-#: Timings (label → seconds) printed at the end of the session.
+#: Timings (label → seconds) printed at the end of the run (conftest.py's ``pytest_terminal_summary``).
 TIMINGS: dict[str, float] = {}
 
 
@@ -369,43 +378,53 @@ class Pipeline:
     def samples(self) -> Path:
         return self.path / "samples" / "vmaf_v0.6.1.parquet"
 
+    def copy(self, dest: Path) -> Pipeline:
+        """A private copy of A at ``dest`` (its git repository, DVC cache and outputs, byte for byte)."""
+        shutil.copytree(self.path, dest, symlinks=True)
+        return dataclasses.replace(self, path=dest)
+
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small demo corpus (3 contents x 3 rungs x 12 frames), rendered once."""
-    return render_corpus(tmp_path_factory.mktemp("corpus") / "data")
+    """The small demo corpus (3 contents x 3 rungs x 12 frames), rendered once per run."""
+    built = build_once(tmp_path_factory, "corpus", lambda root: {"path": str(render_corpus(root / "data"))})
+    return Path(built["path"])
 
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pipeline:
-    root = tmp_path_factory.mktemp("team")
-    proj = make_team_project(root / "A", small_corpus)
-    cache = root / "A-extract-cache"
-    extra = {"TINYVMAF_CACHE_DIR": str(cache)}
-    t0 = time.perf_counter()
-    # With secrets in the environment, as on a team member's machine: tests/pipeline/test_secrets.py
-    # searches everything this run wrote for them.
-    out = run(["dvc", "repro"], proj, {**extra, **CANARY_ENV}, timeout=900)
-    seconds = time.perf_counter() - t0
-    TIMINGS["A: dvc repro (full pipeline, empty caches)"] = seconds
-    for stage in ("extract", "golden", "label@v061", "sample@v061", "train@v061", "export@v061", "eval@v061"):
-        assert f"Running stage '{stage}'" in out, out
-    for stage in ("gate@v061", "registry"):
-        assert f"Running stage '{stage}'" in out, out
-    assert journal_lines(cache), "A extracted nothing"
-    run(["git", "add", "-A"], proj)
-    run(["git", "commit", "-q", "-m", "pipeline results"], proj)
-    return Pipeline(proj, cache, small_corpus, seconds, out, extra)
+    """Project copy A after its full ``dvc repro`` (once per run, see ``once``); tests only read it.
+
+    A test that changes a project (a remote in ``.dvc/config.local``, a tag, a promotion, experiments in
+    its DVC cache) works on :meth:`Pipeline.copy`: tests on the other xdist worker read A meanwhile.
+    """
+
+    def build(root: Path) -> dict[str, object]:
+        proj = make_team_project(root / "A", small_corpus)
+        cache = root / "A-extract-cache"
+        extra = {"TINYVMAF_CACHE_DIR": str(cache)}
+        t0 = time.perf_counter()
+        # With secrets in the environment, as on a team member's machine: tests/pipeline/test_secrets.py
+        # searches everything this run wrote for them.
+        out = run(["dvc", "repro"], proj, {**extra, **CANARY_ENV}, timeout=900)
+        seconds = time.perf_counter() - t0
+        TIMINGS["A: dvc repro (full pipeline, empty caches)"] = seconds
+        for stage in ("extract", "golden", "label@v061", "sample@v061", "train@v061", "export@v061", "eval@v061"):
+            assert f"Running stage '{stage}'" in out, out
+        for stage in ("gate@v061", "registry"):
+            assert f"Running stage '{stage}'" in out, out
+        assert journal_lines(cache), "A extracted nothing"
+        run(["git", "add", "-A"], proj)
+        run(["git", "commit", "-q", "-m", "pipeline results"], proj)
+        return {"path": str(proj), "cache_dir": str(cache), "seconds": seconds, "output": out, "extra": extra}
+
+    built = build_once(tmp_path_factory, "team", build)
+    return Pipeline(
+        Path(built["path"]), Path(built["cache_dir"]), small_corpus, built["seconds"], built["output"], built["extra"]
+    )
 
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     with ray_head(tmp_path_factory.mktemp("ray-work")) as cluster:
         yield cluster
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if TIMINGS:
-        terminalreporter.section("team workflow timings")
-        for label, seconds in TIMINGS.items():
-            terminalreporter.write_line(f"{seconds:8.1f} s  {label}")

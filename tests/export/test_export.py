@@ -189,7 +189,8 @@ def test_the_graph_is_the_student(kit: Kit, model: onnx.ModelProto) -> None:
 
 
 def test_same_checkpoint_same_bytes(kit: Kit, tmp_path: Path) -> None:
-    cfg = kit.config(tmp_path)
+    # Into a folder of its own (the kit's is read by tests running beside this one under xdist).
+    cfg = kit.config(tmp_path, paths={"model_dir": tmp_path / "model"})
     paths = replace(ExportPaths.from_params(cfg), onnx=tmp_path / "model" / f"{MODEL_ID}.onnx")
     res = export_model(cfg, paths)
     assert paths.onnx.read_bytes() == kit.onnx.read_bytes()
@@ -202,7 +203,7 @@ def test_same_checkpoint_same_bytes(kit: Kit, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_same_bytes_from_a_fresh_process_via_the_cli(kit: Kit, tmp_path: Path) -> None:
     """The stage CLI in a new interpreter (another hash seed, another working directory) writes the same files."""
-    params = kit.params(tmp_path / "run")
+    params = kit.params(tmp_path / "run", paths={"model_dir": tmp_path / "cli"})  # not the kit's folder
     out = tmp_path / "cli" / f"{MODEL_ID}.onnx"
     cmd = [sys.executable, "-m", "tinyvmaf.cli", "export", "--params", str(params), "--out", str(out)]
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -1,7 +1,8 @@
 """DVC experiments on this project: ``dvc exp run -S``, a queued arch sweep, ``dvc exp show``.
 
-The experiments run in a clone of the shared small pipeline (``servers.pipeline``)
-that uses A's DVC cache as a shared cache directory (``dvc cache dir``), the
+The experiments run in a clone of the shared small pipeline (``servers.pipeline``;
+here a private copy of it, A, since the experiments write into its cache) that
+uses A's DVC cache as a shared cache directory (``dvc cache dir``), the
 set-up a team on one machine or one NFS mount would use, so its outputs are
 checked out, not recomputed.  DVC composes ``params.yaml`` from ``conf/`` with
 the ``-S`` overrides (``hydra.enabled``); the tests read the overrides back from
@@ -51,12 +52,14 @@ def experiments(repo: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def exp_repo(tmp_path_factory: pytest.TempPathFactory, pipeline: Pipeline) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A clone of A on A's DVC cache (shared), its outputs checked out, its own empty extraction cache."""
+    """A clone of A (a copy of the shared pipeline's) on A's DVC cache (shared), its outputs checked out,
+    its own empty extraction cache."""
     root = tmp_path_factory.mktemp("exp")
+    a = pipeline.copy(root / "A").path
     repo = root / "E"
     env = {"TINYVMAF_CACHE_DIR": str(root / "extract-cache")}
-    run(["git", "clone", "-q", str(pipeline.path), str(repo)], root)
-    run(["dvc", "cache", "dir", "--local", str(pipeline.path / ".dvc" / "cache")], repo, env)
+    run(["git", "clone", "-q", str(a), str(repo)], root)
+    run(["dvc", "cache", "dir", "--local", str(a / ".dvc" / "cache")], repo, env)
     run(["dvc", "checkout"], repo, env)
     assert "up to date" in run(["dvc", "status"], repo, env)
     yield repo, env

@@ -54,7 +54,8 @@ def sweep_db(tmp_path_factory: pytest.TempPathFactory, pipeline: Pipeline) -> Pa
     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
     run([*cmd, f"+labels={pipeline.labels}", f"+samples={pipeline.samples}"], work, store, timeout=300)
     # ... and the pipeline's gated model, registered in the same store (`tinyvmaf model promote`).
-    out = run(["tinyvmaf", "model", "promote"], pipeline.path, store, timeout=300)
+    project = pipeline.copy(work / "A").path  # the promotion writes into the project
+    out = run(["tinyvmaf", "model", "promote"], project, store, timeout=300)
     assert "registered vmaf_tiny_fr version 1 -> @champion" in out, out
     return db
 

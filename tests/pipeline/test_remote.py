@@ -1,6 +1,7 @@
 """Sharing results through a DVC remote: a teammate's clone gets the pipeline's outputs without running it.
 
-Clone A (``servers.pipeline``) has run the whole pipeline once.  It pushes its
+Clone A (``servers.pipeline``) has run the whole pipeline once; each test works on
+its own copy of A (it adds a remote, credentials and a tag there).  A pushes its
 data, outputs and run-cache (``dvc push --run-cache``) to a remote: moto's S3
 server on 127.0.0.1 (credentials only in A's ``.dvc/config.local`` and in B's
 environment), or a plain shared directory.  Then two fresh clones, each with an
@@ -186,6 +187,7 @@ def test_s3_remote_shares_run_cache(tmp_path: Path, pipeline: Pipeline) -> None:
 
     from servers import S3_KEY_ID, S3_SECRET, moto_s3
 
+    pipeline = pipeline.copy(tmp_path / "A")
     no_aws = isolated_aws(tmp_path)
     with moto_s3() as s3:
         s3: S3
@@ -264,6 +266,7 @@ def artifacts_get(pipeline: Pipeline, root: Path, s3: S3, no_aws: dict[str, str]
 
 @pytest.mark.slow
 def test_directory_remote_shares_run_cache(tmp_path: Path, pipeline: Pipeline) -> None:
+    pipeline = pipeline.copy(tmp_path / "A")
     remote = tmp_path / "shared-remote"
     remote.mkdir()
     share_and_restore(pipeline, tmp_path, "shared directory", str(remote))

@@ -2,7 +2,7 @@
 
 The shared pipeline (``servers.pipeline``) ran ``dvc repro`` with canary values in
 ``AWS_SECRET_ACCESS_KEY`` and ``MLFLOW_TRACKING_PASSWORD``; here a Hydra training
-run and a model promotion run with them too.  Then every byte they produced is
+run and a model promotion (in a copy of that project) run with them too.  Then every byte they produced is
 searched: the project tree (params, metrics, reports, the ONNX file and its
 sidecar, DVC's cache of every output), the MLflow store and its artifacts, the
 Hydra output folders, the extraction cache and every log printed.  Also: every
@@ -38,6 +38,7 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
 
 
 def test_canary_secrets_reach_no_output(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline = pipeline.copy(tmp_path / "A")  # the promotion writes into the project
     work = tmp_path / "work"
     work.mkdir()
     env = {**CANARY_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
