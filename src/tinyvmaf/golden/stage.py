@@ -224,7 +224,7 @@ def project_check(
 def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) -> CheckResult:
     """Each callable teacher against libvmaf's logged score on every golden frame (see the module docstring)."""
     from ..extract.plan import scored_by
-    from ..teacher.spec import load_spec, rounding_bound
+    from ..teacher.spec import load_spec
 
     if table.empty:
         raise ValueError("no golden frames to compare the teacher on")
@@ -239,8 +239,7 @@ def teacher_check(table: pd.DataFrame, teachers: list[str], tolerance: float) ->
         # A bootstrap teacher: every component libvmaf logged (key 0's is the score), each against its own.
         cols = list(spec.log_columns) if spec.bootstrap is not None else [teacher]
         dev = np.abs(spec.logged(x) - table_t[cols].to_numpy(np.float64))
-        hold = [f.extractor == "speed_chroma" for f in spec.features]
-        ratio = dev / rounding_bound(spec.logged, x, hold_zero=hold)
+        ratio = dev / spec.logged_rounding_bound(x)
         i = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))) // len(cols)
         at = f"{table_t['set'].iloc[i]}/{table_t['pair'].iloc[i]} frame {int(table_t['frame'].iloc[i])}"
         res.details[teacher] = {

@@ -49,7 +49,7 @@ import pandas as pd
 from ..common.atomic import atomic_path, atomic_write_text
 from ..config.schema import SampleConfig
 from ..contract import FEATURES
-from ..teacher.spec import TeacherSpec, load_spec, rounding_bound, v061_family
+from ..teacher.spec import TeacherSpec, load_spec, v061_family
 from .generators import GENERATORS, allocate, draw
 from .parallel import score_rows
 
@@ -93,8 +93,7 @@ def check_teacher(labels: pd.DataFrame, spec: TeacherSpec, tolerance: float) -> 
     if spec.bootstrap is None:
         cols = [teacher]
     dev = np.abs(spec.logged(x) - labels[cols].to_numpy(np.float64))
-    hold = [f.extractor == "speed_chroma" for f in spec.features]
-    ratio = dev / rounding_bound(spec.logged, x, hold_zero=hold)
+    ratio = dev / spec.logged_rounding_bound(x)
     limit = tolerance if v061_family(spec) else np.inf
     bad = ~((ratio <= 1.0) & (dev <= limit))  # NaN fails both
     if bad.any():

@@ -41,16 +41,8 @@ class ScoreError(ValueError):
 
 def model_teacher(path: str | Path) -> str:
     """The teacher a model's sidecar names (``vmaf_v0.6.1`` without a sidecar or field: the fork's peers)."""
-    import json
-
-    from ..model.runtime import sidecar_path
-
-    side = sidecar_path(Path(path))
-    if side.is_file():
-        teacher = json.loads(side.read_text()).get("teacher")
-        if isinstance(teacher, str) and teacher:
-            return teacher
-    return TEACHER
+    teacher = sidecar_of(path).get("teacher")
+    return teacher if isinstance(teacher, str) and teacher else TEACHER
 
 
 def sidecar_of(path: str | Path) -> dict[str, Any]:

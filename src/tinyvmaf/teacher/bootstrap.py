@@ -166,8 +166,13 @@ class BootstrapTeacher:
         FFmpeg cannot load the bootstrap file itself; each key loads as a
         plain model.  libvmaf computes the six features once for all 21.
         """
-        paths = self.write_components(folder)
-        return "|".join(f"path={filter_safe_path(p)}\\:name={p.stem}" for p in paths)
+        self.write_components(folder)
+        return self.options_in(folder)
+
+    def options_in(self, folder: Path) -> str:
+        """The ``model=`` value for components already written into ``folder`` (:meth:`write_components`)."""
+        names = [f"{self.name}_{k:02d}" for k in range(self.n_components)]
+        return "|".join(f"path={filter_safe_path(folder / f'{n}.json')}\\:name={n}" for n in names)
 
 
 def _apply_tc(model: SvrTeacher, v: np.ndarray) -> np.ndarray:

@@ -169,15 +169,6 @@ class TeacherSpec:
         clips = [m.score_clip or (-np.inf, np.inf) for m in self.bootstrap.models]
         return np.clip(raw, [c[0] for c in clips], [c[1] for c in clips])
 
-    def logged_predictors(self) -> dict[str, Any]:
-        """``{logged column: rows → that column's value}``: what libvmaf logs, as the callable teacher
-        computes it (the score; for a bootstrap file also each component, clipped as libvmaf logs it)."""
-        out: dict[str, Any] = {self.name: self.predict}
-        if self.bootstrap is not None:
-            for col, m in zip(self.log_columns, self.bootstrap.models, strict=True):
-                out[col] = lambda rows, m=m: m.predict(rows, order=self.order)
-        return out
-
     @property
     def order(self) -> tuple[str, ...]:
         """Short names in column order (canonical-6 for the v0.6.1 family)."""
@@ -238,8 +229,16 @@ class TeacherSpec:
         See :func:`rounding_bound`; a ``speed_chroma`` logged as exactly 0
         is held at 0.
         """
-        hold = [f.extractor == "speed_chroma" for f in self.features]
-        return rounding_bound(self.predict, rows, hold_zero=hold, step=step, score_rounding=score_rounding)
+        return rounding_bound(self.predict, rows, hold_zero=self.hold_zero, step=step, score_rounding=score_rounding)
+
+    def logged_rounding_bound(self, rows: Any) -> Any:
+        """:meth:`rounding_bound` of each logged column at once (``[N, len(log_columns)]``, :meth:`logged`)."""
+        return rounding_bound(self.logged, rows, hold_zero=self.hold_zero)
+
+    @property
+    def hold_zero(self) -> list[bool]:
+        """Columns held where exactly 0 by the rounding bound: ``speed_chroma`` (the correction jumps there)."""
+        return [f.extractor == "speed_chroma" for f in self.features]
 
     def model_option(self, name: str | None = None) -> str:
         """One entry of libvmaf's ``model=`` option: ``path=<file>\\:name=<name>`` (join entries with ``|``).
@@ -253,8 +252,8 @@ class TeacherSpec:
         if self.bootstrap is not None:  # FFmpeg cannot load the bootstrap file: each key as a plain model
             if name not in (None, self.name):
                 raise ValueError(f"{self.name}: a bootstrap teacher's components are named after it, not {name!r}")
-            folder = component_dir(self.bootstrap)  # written once; FFmpeg processes may be reading it now
-            return "|".join(f"path={filter_safe_path(folder / f'{c}.json')}\\:name={c}" for c in self.log_columns)
+            # written once; FFmpeg processes may be reading it now
+            return self.bootstrap.options_in(component_dir(self.bootstrap))
         return f"path={filter_safe_path(self.path)}\\:name={name or self.name}"
 
 
