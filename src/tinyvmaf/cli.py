@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("tinyvmaf.model.registry", "DVC stage: registry.json from every student's passing gate"),
     "score": ("tinyvmaf.scoring.cli", "score a pair with ONNX students beside the teacher"),
     "model": ("tinyvmaf.model.cli", "check, release or promote a tiny model (sidecar, registry, MLflow)"),
+    "repro": ("tinyvmaf.experiments.repro_cli", "dvc repro with independent stages at once (each still run by DVC)"),
     "queue": ("tinyvmaf.experiments.cli", "run the DVC experiment queue to completion, reliably"),
     "params": ("tinyvmaf.config.cli", "compose conf/ into params.yaml (or check it is in sync)"),
     "cpu": ("tinyvmaf.common.cpu_cli", "what each CPU-dependent library uses in a pinned process (JSON)"),

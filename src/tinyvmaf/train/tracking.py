@@ -22,12 +22,13 @@ processes spawned afterwards inherit the environment) deliver.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,27 @@ def artifact_location(uri: str) -> str | None:
         return None
     db = Path(uri[len(prefix) :])
     return (db.resolve().parent / "mlartifacts").as_uri()
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` while a SQLite store is first touched (its tables are made then).
+
+    MLflow creates and migrates a new SQLite store on its first use; two
+    processes doing it at once (``tinyvmaf repro`` trains students side by
+    side) fail with ``duplicate column name: step``.  Measured on MLflow 3.13.
+    Other stores (a server) serialise that themselves: no lock.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(uri[len(prefix) :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock", timeout=600):
+        yield
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, str]:
@@ -94,8 +116,9 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.uri = tracking_uri(cfg)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = self.experiment(cfg.mlflow.experiment)
+        with store_creation_lock(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.experiment_id = self.experiment(cfg.mlflow.experiment)
         self.tags = run_tags(cfg)
 
     def experiment(self, name: str) -> str:
