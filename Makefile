@@ -31,7 +31,7 @@ corpus: data/manifest.csv
 # restored from the run-cache does not run, so registration cannot live inside one).
 # `tinyvmaf repro` is `dvc repro` with independent stages at once (the students side by side), each
 # stage still reproduced by DVC: the same dvc.lock and outputs as `dvc repro`, in less wall time.
-# REPRO_JOBS: stages at once (default: the cores available).
+# REPRO_JOBS: stages at once (default: one more than the cores available).
 run: setup corpus
 	tinyvmaf repro $(if $(REPRO_JOBS),-j $(REPRO_JOBS))
 	tinyvmaf model promote

@@ -16,7 +16,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("targets", nargs="*", help="stages to reproduce (default: every stage of dvc.yaml)")
     parser.add_argument(
-        "-j", "--jobs", type=int, default=None, help=f"stages at once (default: the cores available, {default_jobs()})"
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help=f"stages at once (default: one more than the cores available, {default_jobs()})",
     )
     parser.add_argument("-f", "--force", action="store_true", help="reproduce every planned stage even if unchanged")
     parser.add_argument(
