@@ -95,9 +95,8 @@ def test_plan_is_dvcs_graph_in_a_serial_order(tmp_path: Path, marks: Path) -> No
     plan = make_plan(repo)
     assert plan.order == ("a", "b1", "b2", "c", "d")
     assert plan.upstream["c"] == {"b1", "b2"} and plan.upstream["b1"] == {"a"} and plan.upstream["d"] == set()
-    assert plan.priority["a"] == 3 and plan.priority["d"] == 0
-    assert plan.ready(set(), set(), set()) == ["a", "d"]  # the most downstream work first
-    assert plan.downstream_of("a") == {"b1", "b2", "c"}
+    assert plan.downstream["a"] == {"b1", "b2", "c"} and plan.downstream["d"] == set()
+    assert plan.ready(set(), set(), set()) == ["a", "d"]  # the most stages downstream first
     only_c = make_plan(repo, ["c"])
     assert set(only_c.order) == {"a", "b1", "b2", "c"}
 

@@ -49,6 +49,7 @@ OUTCOMES: tuple[tuple[str, str], ...] = (
     ("Verifying data sources", "verified"),
 )
 LOCK_FILE = "dvc.lock"
+TAIL = 20  # a failed stage's last lines, repeated in the summary
 
 
 class ReproError(RuntimeError):
@@ -57,29 +58,17 @@ class ReproError(RuntimeError):
 
 @dataclass(frozen=True)
 class Plan:
-    """The stages to reproduce: their DVC addresses, upstream sets and scheduling priority."""
+    """The stages to reproduce: their DVC addresses, what each waits for and what waits on it."""
 
     order: tuple[str, ...]  # a serial order (topological; ties in dvc.yaml order)
     upstream: dict[str, frozenset[str]]  # stage -> the stages it depends on (within the plan)
-    priority: dict[str, int]  # stage -> how many plan stages depend on it, directly or not
+    downstream: dict[str, frozenset[str]]  # stage -> every plan stage that depends on it, directly or not
 
     def ready(self, done: set[str], started: set[str], blocked: set[str]) -> list[str]:
-        """Stages whose upstream all succeeded and that have not started, most downstream work first."""
+        """Stages whose upstream all succeeded and that have not started, most stages downstream first."""
         rank = {name: i for i, name in enumerate(self.order)}
         ready = [s for s in self.order if s not in started and s not in blocked and self.upstream[s] <= done]
-        return sorted(ready, key=lambda s: (-self.priority[s], rank[s]))
-
-    def downstream_of(self, stage: str) -> set[str]:
-        """Every plan stage that depends on ``stage``, directly or not."""
-        out: set[str] = set()
-        frontier = [stage]
-        while frontier:
-            cur = frontier.pop()
-            for s, ups in self.upstream.items():
-                if cur in ups and s not in out:
-                    out.add(s)
-                    frontier.append(s)
-        return out
+        return sorted(ready, key=lambda s: (-len(self.downstream[s]), rank[s]))
 
 
 def make_plan(root: Path, targets: Sequence[str] = ()) -> Plan:
@@ -111,8 +100,8 @@ def make_plan(root: Path, targets: Sequence[str] = ()) -> Plan:
             name[s] for s in nx.lexicographical_topological_sort(forward, key=lambda s: defined.get(s, len(defined)))
         )
         upstream = {name[s]: frozenset(name[d] for d in sub.successors(s)) for s in nodes}
-        priority = {name[s]: len(nx.ancestors(sub, s)) for s in nodes}
-    return Plan(order=order, upstream=upstream, priority=priority)
+        downstream = {name[s]: frozenset(name[a] for a in nx.ancestors(sub, s)) for s in nodes}
+    return Plan(order=order, upstream=upstream, downstream=downstream)
 
 
 @dataclass
@@ -127,7 +116,7 @@ class StageRun:
 
     def note(self, line: str) -> None:
         self.lines.append(line)
-        del self.lines[:-40]
+        del self.lines[:-TAIL]
         for needle, outcome in OUTCOMES:
             if needle in line:
                 self.outcome = outcome
@@ -222,11 +211,11 @@ def reproduce(
                     echo(f"[{stage}] {run.outcome} ({res.seconds[stage]:.0f} s)")
                 continue
             res.failed[stage] = code
-            res.tails[stage] = list(run.lines[-20:])
+            res.tails[stage] = list(run.lines)
             with say:
                 echo(f"[{stage}] FAILED (exit {code}, {res.seconds[stage]:.0f} s)")
             if keep_going:
-                blocked |= plan.downstream_of(stage)
+                blocked |= plan.downstream[stage]
             else:
                 stopping = True
     except BaseException:
