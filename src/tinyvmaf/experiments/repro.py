@@ -124,12 +124,16 @@ class StageRun:
 
 @dataclass
 class ReproResult:
-    succeeded: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # succeeded stage -> ran/unchanged/..., in finishing order
     failed: dict[str, int] = field(default_factory=dict)  # stage -> exit code
     skipped: list[str] = field(default_factory=list)  # never started: after a failure (-k: downstream of one)
-    outcomes: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     tails: dict[str, list[str]] = field(default_factory=dict)  # a failed stage's last lines
+
+    @property
+    def succeeded(self) -> list[str]:
+        """The stages that succeeded, in the order they finished."""
+        return list(self.outcomes)
 
 
 def dvc_executable() -> str:
@@ -205,7 +209,6 @@ def reproduce(
             res.seconds[stage] = time.monotonic() - run.started
             if code == 0:
                 done.add(stage)
-                res.succeeded.append(stage)
                 res.outcomes[stage] = run.outcome
                 with say:
                     echo(f"[{stage}] {run.outcome} ({res.seconds[stage]:.0f} s)")
